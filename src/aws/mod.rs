@@ -31,7 +31,11 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn long_term(access_key_id: impl Into<String>, secret: Secret) -> Self {
-        Credentials { access_key_id: access_key_id.into(), secret_access_key: secret, session_token: None }
+        Credentials {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret,
+            session_token: None,
+        }
     }
 }
 
@@ -63,7 +67,12 @@ pub trait Iam {
     /// IAM CreateAccessKey for `user`. The only place a secret comes from AWS.
     async fn create_access_key(&self, user: &str) -> Result<NewAccessKey, AwsError>;
     /// IAM UpdateAccessKey: set the key Active or Inactive.
-    async fn update_access_key(&self, user: &str, key_id: &str, status: KeyStatus) -> Result<(), AwsError>;
+    async fn update_access_key(
+        &self,
+        user: &str,
+        key_id: &str,
+        status: KeyStatus,
+    ) -> Result<(), AwsError>;
     /// IAM DeleteAccessKey.
     async fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), AwsError>;
     /// IAM GetAccessKeyLastUsed.
@@ -71,7 +80,12 @@ pub trait Iam {
     /// IAM ListMFADevices for `user`.
     async fn list_mfa_devices(&self, user: &str) -> Result<Vec<MfaDevice>, AwsError>;
     /// STS GetSessionToken with an MFA serial and code: a session whose calls carry MFA.
-    async fn session_token(&self, mfa_serial: &str, code: &Secret, duration_seconds: i32) -> Result<Credentials, AwsError>;
+    async fn session_token(
+        &self,
+        mfa_serial: &str,
+        code: &Secret,
+        duration_seconds: i32,
+    ) -> Result<Credentials, AwsError>;
 }
 
 /// The answer of GetCallerIdentity.
@@ -110,7 +124,11 @@ impl CallerIdentity {
             // IAM user paths: user/path/to/name. moto answers with an sts ARN for unknown
             // keys when auth is off; that is still a user resource.
             let name = rest.rsplit('/').next().unwrap_or(rest).to_string();
-            return if service == "iam" || service == "sts" { Principal::User(name) } else { Principal::Other(resource.to_string()) };
+            return if service == "iam" || service == "sts" {
+                Principal::User(name)
+            } else {
+                Principal::Other(resource.to_string())
+            };
         }
         if let Some(rest) = resource.strip_prefix("assumed-role/") {
             return Principal::AssumedRole(rest.to_string());
@@ -206,26 +224,55 @@ mod tests {
     use super::*;
 
     fn id(arn: &str) -> CallerIdentity {
-        CallerIdentity { account: "123456789012".into(), arn: arn.into(), user_id: "AIDAEXAMPLE".into() }
+        CallerIdentity {
+            account: "123456789012".into(),
+            arn: arn.into(),
+            user_id: "AIDAEXAMPLE".into(),
+        }
     }
 
     #[test]
     fn principal_is_read_from_the_arn() {
-        assert_eq!(id("arn:aws:iam::123456789012:user/alice").user_name().as_deref(), Some("alice"));
-        assert_eq!(id("arn:aws:iam::123456789012:user/team/ops/bob").user_name().as_deref(), Some("bob"));
-        assert_eq!(id("arn:aws:iam::123456789012:root").principal(), Principal::Root);
+        assert_eq!(
+            id("arn:aws:iam::123456789012:user/alice")
+                .user_name()
+                .as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            id("arn:aws:iam::123456789012:user/team/ops/bob")
+                .user_name()
+                .as_deref(),
+            Some("bob")
+        );
+        assert_eq!(
+            id("arn:aws:iam::123456789012:root").principal(),
+            Principal::Root
+        );
         assert_eq!(
             id("arn:aws:sts::123456789012:assumed-role/Admin/session").principal(),
             Principal::AssumedRole("Admin/session".into())
         );
-        assert_eq!(id("arn:aws-cn:iam::123456789012:user/a").partition(), "aws-cn");
-        assert_eq!(id("arn:aws-us-gov:iam::123456789012:user/a").partition(), "aws-us-gov");
+        assert_eq!(
+            id("arn:aws-cn:iam::123456789012:user/a").partition(),
+            "aws-cn"
+        );
+        assert_eq!(
+            id("arn:aws-us-gov:iam::123456789012:user/a").partition(),
+            "aws-us-gov"
+        );
     }
 
     #[test]
     fn u2f_devices_give_no_codes() {
-        let u2f = MfaDevice { serial: "arn:aws:iam::123456789012:u2f/user/alice/key-ABC".into(), enabled: None };
-        let totp = MfaDevice { serial: "arn:aws:iam::123456789012:mfa/alice".into(), enabled: None };
+        let u2f = MfaDevice {
+            serial: "arn:aws:iam::123456789012:u2f/user/alice/key-ABC".into(),
+            enabled: None,
+        };
+        let totp = MfaDevice {
+            serial: "arn:aws:iam::123456789012:mfa/alice".into(),
+            enabled: None,
+        };
         assert!(!u2f.gives_codes());
         assert!(totp.gives_codes());
     }

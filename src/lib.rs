@@ -1,1 +1,38 @@
-pub fn run() -> i32 { 0 }
+//! `iam-keys`: rotate long-lived AWS IAM access keys safely, for one profile or all of them.
+//!
+//! The modules follow the data flow: arguments ([`cli`]) → resolved [`settings`] → the
+//! profile files ([`profiles`]) → the keys they hold ([`inventory`]) → a plan and its
+//! execution against AWS ([`rotation`], through [`aws`]) → output ([`cli::render`]).
+
+pub mod aws;
+pub mod cli;
+pub mod error;
+pub mod inventory;
+mod logging;
+pub mod policy;
+pub mod profiles;
+pub mod rotation;
+pub mod secret;
+pub mod settings;
+
+use cli::{Cli, Command};
+use error::{Error, Outcome};
+use settings::{Env, Settings};
+
+/// Run one command. Output goes to stdout (results) and stderr (progress, warnings).
+pub fn run(cli: Cli) -> Result<Outcome, Error> {
+    let env = Env::from_process();
+    logging::init(cli.global.verbose, &env);
+    let settings = Settings::resolve(&cli.global, env)?;
+    let ui = cli::ui::Ui::new(&settings);
+    match &cli.command {
+        Command::Policy(args) => {
+            let text = cli::policy::run(args, &settings)?;
+            ui.out(&text)?;
+            Ok(Outcome::Success)
+        }
+        Command::Status(args) => cli::status::run(args, &settings, &ui),
+        Command::Rotate(args) => cli::rotate::run(args, &settings, &ui),
+        Command::Recover(args) => cli::recover::run(args, &settings, &ui),
+    }
+}

@@ -1,0 +1,199 @@
+//! AWS refusals in words a user can act on: what the error means for this profile and key,
+//! and what to do next. Never a bare "service error".
+
+use crate::aws::{Action, AwsError, ErrorKind};
+use crate::secret::mask_key_id;
+
+/// Who was calling, for the message.
+pub struct Context<'a> {
+    /// The profiles holding the key (or the profile used for the calls).
+    pub profiles: &'a [String],
+    pub key_id: &'a str,
+    /// Whose credentials signed: the old key, the new key, or an MFA session.
+    pub signer: Signer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signer {
+    OldKey,
+    NewKey,
+    MfaSession,
+}
+
+/// One sentence or two: what happened and what to do.
+pub fn explain(e: &AwsError, cx: &Context<'_>) -> String {
+    let key = mask_key_id(cx.key_id);
+    let profile = match cx.profiles {
+        [] => "the profile".to_string(),
+        [one] => format!("profile `{one}`"),
+        many => format!("profiles `{}`", many.join("`, `")),
+    };
+    let aws_says = match (&e.code, &e.message) {
+        (Some(c), Some(m)) => format!(" (AWS: {c}: {m})"),
+        (Some(c), None) => format!(" (AWS: {c})"),
+        (None, Some(m)) => format!(" (AWS: {m})"),
+        (None, None) => String::new(),
+    };
+    let what = match e.kind {
+        ErrorKind::InvalidClientTokenId | ErrorKind::AuthFailure if cx.signer == Signer::OldKey => {
+            format!(
+                "AWS does not accept key {key} from {profile}: it was deleted or deactivated, or the key id is mistyped. \
+             Put a working key in the profile (for example with `aws configure --profile NAME`) and run again"
+            )
+        }
+        ErrorKind::InvalidClientTokenId | ErrorKind::AuthFailure if cx.signer == Signer::NewKey => {
+            format!(
+                "the new key is not accepted by AWS yet (IAM propagates new keys with a delay); {profile} keeps key {key}"
+            )
+        }
+        ErrorKind::InvalidClientTokenId | ErrorKind::AuthFailure => {
+            "the MFA session was not accepted by AWS; run again and enter a fresh code".to_string()
+        }
+        ErrorKind::SignatureDoesNotMatch => format!(
+            "the secret in {profile} does not belong to key {key}: check aws_secret_access_key (a copy-paste slip?) \
+             and run again"
+        ),
+        ErrorKind::ExpiredToken => format!(
+            "the session token used for {profile} has expired: remove the stale aws_session_token or sign in again"
+        ),
+        ErrorKind::AccessDenied if e.mentions_mfa() => format!(
+            "{} was denied because this account requires MFA: add `mfa_serial = arn:aws:iam::ACCOUNT:mfa/NAME` to \
+             {profile} or pass --mfa-serial ARN (or --mfa to pick the device)",
+            e.action
+        ),
+        ErrorKind::AccessDenied
+            if e.is_explicit_deny()
+                && cx.signer != Signer::MfaSession
+                && matches!(
+                    e.action,
+                    Action::CreateAccessKey | Action::UpdateAccessKey | Action::DeleteAccessKey
+                ) =>
+        {
+            format!(
+                "{} was denied for key {key} by an explicit Deny. Accounts that require MFA for key changes deny \
+                 it this way: add `mfa_serial = arn:aws:iam::ACCOUNT:mfa/NAME` to {profile} or pass --mfa-serial ARN \
+                 (or --mfa); otherwise an administrator must allow it",
+                e.action
+            )
+        }
+        ErrorKind::AccessDenied if e.is_explicit_deny() => format!(
+            "{} was denied for key {key} by an explicit Deny in a policy; an administrator must allow it \
+             (`iam-keys policy` prints the policy rotation needs)",
+            e.action
+        ),
+        ErrorKind::AccessDenied => format!(
+            "the user of key {key} may not call {}: ask an administrator to attach the policy printed by \
+             `iam-keys policy`",
+            e.action
+        ),
+        ErrorKind::LimitExceeded if e.action == Action::CreateAccessKey => format!(
+            "the user of key {key} already has two access keys (the IAM limit); deactivate or delete the other \
+             one, or pass --delete-inactive when it is Inactive"
+        ),
+        ErrorKind::LimitExceeded => format!("AWS refused {}: a limit was exceeded", e.action),
+        ErrorKind::NoSuchEntity => format!(
+            "{} found no such user or key: the key or its user was deleted meanwhile (key {key})",
+            e.action
+        ),
+        ErrorKind::Throttling => {
+            format!(
+                "AWS kept throttling {} after retries; wait a minute and run again",
+                e.action
+            )
+        }
+        ErrorKind::ServiceUnavailable => {
+            format!(
+                "AWS answered {} with a server error after retries; run again later",
+                e.action
+            )
+        }
+        ErrorKind::Network => format!(
+            "no answer from {} for {} after retries: check the network, HTTPS_PROXY/NO_PROXY, and any endpoint_url",
+            e.endpoint.as_deref().unwrap_or("the AWS endpoint"),
+            e.action
+        ),
+        ErrorKind::Timeout => format!(
+            "{} timed out at {} after retries: check the network and run again",
+            e.action,
+            e.endpoint.as_deref().unwrap_or("the AWS endpoint")
+        ),
+        ErrorKind::Other => format!("{} failed for key {key}", e.action),
+    };
+    format!("{what}{aws_says}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx(signer: Signer) -> (Vec<String>, Signer) {
+        (vec!["dev".to_string()], signer)
+    }
+
+    fn say(e: AwsError, signer: Signer) -> String {
+        let (profiles, signer) = cx(signer);
+        explain(
+            &e,
+            &Context {
+                profiles: &profiles,
+                key_id: "AKIAIOSFODNN7EXAMPLE",
+                signer,
+            },
+        )
+    }
+
+    #[test]
+    fn each_refusal_names_the_profile_or_key_and_what_to_do() {
+        let cases = [
+            (AwsError::new(Action::GetCallerIdentity, ErrorKind::InvalidClientTokenId), "mistyped"),
+            (AwsError::new(Action::GetCallerIdentity, ErrorKind::AuthFailure).with_status(403), "deleted"),
+            (AwsError::new(Action::GetCallerIdentity, ErrorKind::SignatureDoesNotMatch), "aws_secret_access_key"),
+            (AwsError::new(Action::ListAccessKeys, ErrorKind::ExpiredToken), "session token"),
+            (AwsError::new(Action::CreateAccessKey, ErrorKind::LimitExceeded), "--delete-inactive"),
+            (AwsError::new(Action::ListAccessKeys, ErrorKind::AccessDenied), "iam-keys policy"),
+            (AwsError::new(Action::ListAccessKeys, ErrorKind::Throttling), "wait a minute"),
+            (
+                AwsError::new(Action::ListAccessKeys, ErrorKind::Network).with_endpoint("http://127.0.0.1:9"),
+                "http://127.0.0.1:9",
+            ),
+            (
+                AwsError::new(Action::CreateAccessKey, ErrorKind::AccessDenied).with_message(
+                    "User: arn:aws:iam::1:user/a is not authorized to perform: iam:CreateAccessKey with an explicit \
+                     deny in an identity-based policy because aws:MultiFactorAuthPresent is false",
+                ),
+                "--mfa-serial",
+            ),
+        ];
+        for (error, expected) in cases {
+            let text = say(error.clone(), Signer::OldKey);
+            assert!(text.contains(expected), "{:?}: {text}", error.kind);
+            assert!(!text.contains("service error"), "{text}");
+            let names_who = text.contains("AKIA…MPLE")
+                || text.contains("`dev`")
+                || text.contains(error.action.as_str());
+            assert!(names_who, "{text}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_deny_of_a_key_change_without_mfa_suggests_mfa() {
+        let e = AwsError::new(Action::CreateAccessKey, ErrorKind::AccessDenied).with_message(
+            "User: arn:aws:iam::1:user/a is not authorized to perform: iam:CreateAccessKey on resource: \
+             arn:aws:iam::1:user/a with an explicit deny in an identity-based policy",
+        );
+        assert!(say(e.clone(), Signer::OldKey).contains("--mfa-serial"));
+        assert!(!say(e, Signer::MfaSession).contains("--mfa-serial"));
+    }
+
+    #[test]
+    fn aws_code_and_message_are_kept() {
+        let e = AwsError::new(Action::DeleteAccessKey, ErrorKind::NoSuchEntity)
+            .with_code("NoSuchEntity")
+            .with_message("The Access Key with id X cannot be found");
+        let text = say(e, Signer::NewKey);
+        assert!(
+            text.ends_with("(AWS: NoSuchEntity: The Access Key with id X cannot be found)"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Shared pieces of output: JSON shapes for AWS errors and last use, dates and ages, a plain
+//! text table, and the `--output env` lines (the only place a secret is printed).
+
+use crate::aws::{AwsError, LastUsed};
+use crate::secret::Secret;
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// An AWS refusal in JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorJson {
+    /// Our classification (`InvalidClientTokenId`, `AccessDenied`, `Network`, ...).
+    pub kind: String,
+    /// AWS's code, when it sent one.
+    pub code: Option<String>,
+    /// The whole explanation, as printed in text output.
+    pub message: String,
+}
+
+impl ErrorJson {
+    pub fn from_aws(e: &AwsError, message: String) -> ErrorJson {
+        ErrorJson {
+            kind: format!("{:?}", e.kind),
+            code: e.code.clone(),
+            message,
+        }
+    }
+
+    pub fn other(kind: &str, message: String) -> ErrorJson {
+        ErrorJson {
+            kind: kind.to_string(),
+            code: None,
+            message,
+        }
+    }
+}
+
+/// Last use of a key in JSON; all `null` for a key never used.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LastUsedJson {
+    pub date: Option<String>,
+    pub service: Option<String>,
+    pub region: Option<String>,
+}
+
+impl From<&LastUsed> for LastUsedJson {
+    fn from(u: &LastUsed) -> Self {
+        LastUsedJson {
+            date: u.date.map(rfc3339),
+            service: u.service.clone(),
+            region: u.region.clone(),
+        }
+    }
+}
+
+/// A timestamp as RFC 3339 in UTC, whole seconds.
+pub fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Whole days from `then` to `now` (never negative).
+pub fn age_days(now: Timestamp, then: Timestamp) -> i64 {
+    (now.as_second() - then.as_second()).max(0) / 86_400
+}
+
+/// "2026-11-20 (sts, us-east-1)" or "never".
+pub fn last_used_text(u: Option<&LastUsed>) -> String {
+    match u {
+        None => "unknown".to_string(),
+        Some(LastUsed { date: None, .. }) => "never".to_string(),
+        Some(LastUsed {
+            date: Some(d),
+            service,
+            region,
+        }) => {
+            let day = d.strftime("%Y-%m-%d").to_string();
+            match (service, region) {
+                (Some(s), Some(r)) => format!("{day} ({s}, {r})"),
+                (Some(s), None) => format!("{day} ({s})"),
+                _ => day,
+            }
+        }
+    }
+}
+
+/// A plain text table: a header row and rows, columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(columns) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                text.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// `--output env`: shell lines for a new key. The one place a secret reaches stdout, and
+/// only because the user asked for it.
+pub fn env_lines(profiles: &[String], key_id: &str, secret: &Secret) -> String {
+    format!(
+        "# profiles: {}\nAWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={}\n",
+        profiles.join(", "),
+        secret.expose()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_whole_days_and_never_negative() {
+        let now: Timestamp = "2026-11-22T12:00:00Z".parse().unwrap();
+        assert_eq!(age_days(now, "2026-11-20T12:00:01Z".parse().unwrap()), 1);
+        assert_eq!(age_days(now, "2026-08-24T12:00:00Z".parse().unwrap()), 90);
+        assert_eq!(age_days(now, "2026-11-23T00:00:00Z".parse().unwrap()), 0);
+    }
+
+    #[test]
+    fn tables_pad_columns_to_the_widest_cell() {
+        let text = table(
+            &["A", "BB"],
+            &[
+                vec!["long".into(), "x".into()],
+                vec!["s".into(), "yy".into()],
+            ],
+        );
+        assert_eq!(text, "A     BB\nlong  x\ns     yy\n");
+    }
+
+    #[test]
+    fn last_use_reads_never_for_unused_keys() {
+        assert_eq!(last_used_text(Some(&LastUsed::default())), "never");
+        let used = LastUsed {
+            date: Some("2026-11-20T08:00:00Z".parse().unwrap()),
+            service: Some("sts".into()),
+            region: Some("us-east-1".into()),
+        };
+        assert_eq!(last_used_text(Some(&used)), "2026-11-20 (sts, us-east-1)");
+    }
+}

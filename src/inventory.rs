@@ -1,0 +1,301 @@
+//! What the selected profiles are and which access keys they hold: profiles grouped by key
+//! id (profiles that share a key are asked about once), role profiles followed along their
+//! `source_profile` chain to the key they depend on, and the read-only AWS facts about each
+//! key (owner, the user's keys, last use).
+//!
+//! Must not: change anything, in AWS or on disk. Both `status` and `rotate` start here.
+
+use crate::aws::{
+    AccessKeyMeta, AwsError, CallerIdentity, Credentials, Iam, LastUsed, Principal, Target,
+};
+use crate::profiles::{FileKind, ProfileFiles, ProfileKind};
+use crate::secret::Secret;
+use crate::settings::Settings;
+use std::collections::BTreeMap;
+
+/// One selected profile, as the files describe it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub name: String,
+    /// `None` when no file has this profile.
+    pub kind: Option<ProfileKind>,
+    /// The long-term key id this profile holds itself.
+    pub key_id: Option<String>,
+    /// Where that key lives.
+    pub key_files: Vec<FileKind>,
+    /// For a role profile: the profile at the end of its `source_profile` chain whose key it uses.
+    pub depends_on: Option<String>,
+    /// Why the chain could not be followed (a loop, a missing profile).
+    pub chain_error: Option<String>,
+    pub mfa_serial: Option<String>,
+    pub region: String,
+}
+
+impl Entry {
+    /// Why this profile is not rotated itself, if it is not.
+    pub fn skip_reason(&self) -> Option<String> {
+        match &self.kind {
+            None => Some("no such profile in the credentials or config file".to_string()),
+            Some(kind) => kind.not_rotatable_reason(),
+        }
+    }
+}
+
+/// One access key held by local profiles: the unit of inspection and rotation.
+#[derive(Clone, Debug)]
+pub struct KeyGroup {
+    pub key_id: String,
+    pub secret: Secret,
+    /// Every local profile that holds this key (selected or not: all are updated together).
+    pub holders: Vec<String>,
+    /// The selected profiles that led here (directly or through a role chain).
+    pub selected_via: Vec<String>,
+    /// Where to call AWS (the first holder's region and endpoints).
+    pub target: Target,
+    /// An MFA device named by a holder (`mfa_serial`), for IAM calls that need MFA.
+    pub mfa_serial: Option<String>,
+    /// A reason this key cannot be handled (holders disagree on its secret).
+    pub problem: Option<String>,
+}
+
+/// The selected profiles and the keys behind them.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    pub entries: Vec<Entry>,
+    pub groups: Vec<KeyGroup>,
+}
+
+const MAX_CHAIN: usize = 16;
+
+/// Follow `source_profile` from a role profile to the profile whose static key it uses.
+fn chain_end(files: &ProfileFiles, start: &str) -> Result<String, String> {
+    let mut seen = vec![start.to_string()];
+    let mut current = start.to_string();
+    loop {
+        let profile = files
+            .profile(&current)
+            .ok_or_else(|| format!("profile `{current}` does not exist"))?;
+        let next = match profile.get("source_profile") {
+            Some(next) => next.to_string(),
+            None if current != start && profile.get("aws_access_key_id").is_some() => {
+                return Ok(current);
+            }
+            None => {
+                return Err(format!(
+                    "profile `{current}` has neither a key nor a source_profile"
+                ));
+            }
+        };
+        if next == current {
+            // `source_profile` naming itself: the role is assumed with this profile's own key.
+            return if profile.get("aws_access_key_id").is_some() {
+                Ok(current)
+            } else {
+                Err(format!(
+                    "profile `{current}` names itself as source_profile but has no key"
+                ))
+            };
+        }
+        if seen.contains(&next) {
+            return Err(format!(
+                "source_profile loop: {} → {next}",
+                seen.join(" → ")
+            ));
+        }
+        if seen.len() >= MAX_CHAIN {
+            return Err(format!(
+                "source_profile chain longer than {MAX_CHAIN} profiles"
+            ));
+        }
+        let next_profile = files
+            .profile(&next)
+            .ok_or_else(|| format!("source_profile `{next}` does not exist"))?;
+        if next_profile.get("role_arn").is_none() && next_profile.get("aws_access_key_id").is_some()
+        {
+            return Ok(next);
+        }
+        seen.push(next.clone());
+        current = next;
+    }
+}
+
+/// Describe the selected profiles and group the keys they hold.
+pub fn build(files: &ProfileFiles, settings: &Settings, names: &[String]) -> Inventory {
+    let mut inventory = Inventory::default();
+    for name in names {
+        let profile = files.profile(name);
+        let kind = profile.as_ref().map(|p| p.kind());
+        let (depends_on, chain_error) = match &kind {
+            Some(ProfileKind::Role { .. }) => match chain_end(files, name) {
+                Ok(end) => (Some(end), None),
+                Err(e) => (None, Some(e)),
+            },
+            _ => (None, None),
+        };
+        let entry = Entry {
+            name: name.clone(),
+            key_id: profile
+                .as_ref()
+                .and_then(|p| p.get("aws_access_key_id"))
+                .map(str::to_string),
+            key_files: profile.as_ref().map(|p| p.key_files()).unwrap_or_default(),
+            mfa_serial: profile
+                .as_ref()
+                .and_then(|p| p.get("mfa_serial"))
+                .map(str::to_string),
+            region: settings.region_for(profile.as_ref()),
+            kind,
+            depends_on,
+            chain_error,
+        };
+        let key_profile = match (&entry.kind, &entry.depends_on) {
+            (Some(k), _) if k.rotatable() => Some(name.clone()),
+            (_, Some(end)) => Some(end.clone()),
+            _ => None,
+        };
+        if let Some(holder_name) = key_profile {
+            add_to_group(&mut inventory.groups, files, settings, &holder_name, name);
+        }
+        inventory.entries.push(entry);
+    }
+    inventory
+}
+
+fn add_to_group(
+    groups: &mut Vec<KeyGroup>,
+    files: &ProfileFiles,
+    settings: &Settings,
+    holder: &str,
+    via: &str,
+) {
+    let Some(profile) = files.profile(holder) else {
+        return;
+    };
+    let (Some(key_id), Some(secret)) = (
+        profile.get("aws_access_key_id"),
+        profile.get("aws_secret_access_key"),
+    ) else {
+        return;
+    };
+    if let Some(group) = groups.iter_mut().find(|g| g.key_id == key_id) {
+        if !group.selected_via.iter().any(|v| v == via) {
+            group.selected_via.push(via.to_string());
+        }
+        return;
+    }
+    let holders: Vec<String> = files
+        .profiles_with_key(key_id)
+        .into_iter()
+        .map(|h| h.profile)
+        .collect();
+    let secrets_differ = holders.iter().any(|h| {
+        files
+            .profile(h)
+            .and_then(|p| p.get("aws_secret_access_key").map(|s| s != secret))
+            .unwrap_or(false)
+    });
+    let problem = secrets_differ.then(|| {
+        format!(
+            "profiles {} hold key {} with different secrets; make them agree (one of them is out of date) and run again",
+            holders.join(", "),
+            crate::secret::mask_key_id(key_id)
+        )
+    });
+    let mfa_serial = holders.iter().find_map(|h| {
+        files
+            .profile(h)
+            .and_then(|p| p.get("mfa_serial").map(str::to_string))
+    });
+    let credentials = Credentials::long_term(key_id, Secret::new(secret));
+    groups.push(KeyGroup {
+        key_id: key_id.to_string(),
+        secret: Secret::new(secret),
+        holders,
+        selected_via: vec![via.to_string()],
+        target: settings.target(Some(&profile), files, credentials),
+        mfa_serial,
+        problem,
+    });
+}
+
+/// What AWS says about one key and its user.
+#[derive(Clone, Debug)]
+pub struct KeyFacts {
+    pub identity: CallerIdentity,
+    pub user: String,
+    /// All of the user's access keys, this one included.
+    pub keys: Vec<AccessKeyMeta>,
+    /// Last use of each of the user's keys that could be read.
+    pub last_used: BTreeMap<String, LastUsed>,
+}
+
+impl KeyFacts {
+    pub fn key(&self, id: &str) -> Option<&AccessKeyMeta> {
+        self.keys.iter().find(|k| k.id == id)
+    }
+
+    pub fn others(&self, id: &str) -> Vec<&AccessKeyMeta> {
+        self.keys.iter().filter(|k| k.id != id).collect()
+    }
+}
+
+/// Why a key could not be inspected.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(
+        "the key belongs to {what} ({arn}), not to an IAM user; only IAM users' access keys can be rotated"
+    )]
+    NotAnIamUser { arn: String, what: &'static str },
+}
+
+/// Who owns the key (GetCallerIdentity, signed with it) and must be an IAM user.
+pub async fn identify<C: Iam>(client: &C) -> Result<(CallerIdentity, String), InspectError> {
+    let identity = client.caller_identity().await?;
+    let what = match identity.principal() {
+        Principal::User(name) => return Ok((identity, name)),
+        Principal::Root => "the account root user",
+        Principal::AssumedRole(_) => "an assumed role",
+        Principal::FederatedUser(_) => "a federated user",
+        Principal::Other(_) => "something other than an IAM user",
+    };
+    Err(InspectError::NotAnIamUser {
+        arn: identity.arn.clone(),
+        what,
+    })
+}
+
+/// One round of read-only calls for a key: its last use (first, so that these calls are
+/// not what it reports), identity, the user's keys, and the last use of the others. A
+/// last-use lookup that is refused is left out, not fatal.
+pub async fn inspect<C: Iam>(client: &C, key_id: &str) -> Result<KeyFacts, InspectError> {
+    let mut last_used = BTreeMap::new();
+    match client.access_key_last_used(key_id).await {
+        Ok(used) => {
+            last_used.insert(key_id.to_string(), used);
+        }
+        Err(e) if e.kind.is_auth_failure() => return Err(e.into()),
+        Err(e) => {
+            tracing::debug!(key = %crate::secret::mask_key_id(key_id), error = %e, "last use not available")
+        }
+    }
+    let (identity, user) = identify(client).await?;
+    let keys = client.list_access_keys(&user).await?;
+    for key in keys.iter().filter(|k| k.id != key_id) {
+        match client.access_key_last_used(&key.id).await {
+            Ok(used) => {
+                last_used.insert(key.id.clone(), used);
+            }
+            Err(e) => {
+                tracing::debug!(key = %crate::secret::mask_key_id(&key.id), error = %e, "last use not available")
+            }
+        }
+    }
+    Ok(KeyFacts {
+        identity,
+        user,
+        keys,
+        last_used,
+    })
+}

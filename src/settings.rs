@@ -1,0 +1,235 @@
+//! Resolved settings: the literal command-line arguments plus the environment, read once,
+//! turned into the values the commands use (files, selected profiles, region and endpoints
+//! per profile, output style).
+//!
+//! Must not: read the environment anywhere but [`Env::from_process`], touch the network, or
+//! edit files.
+
+use crate::aws::{Credentials, Target};
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::profiles::{FilePaths, Profile, ProfileError, ProfileFiles};
+use std::collections::BTreeMap;
+
+/// A snapshot of the environment variables, taken once at start.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    /// An environment made of the given pairs (tests).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// A variable's value; empty counts as unset, as in the AWS CLI.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn is_true(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// Which profiles a command works on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Named profiles, in the order given (duplicates removed).
+    Named(Vec<String>),
+    /// Every profile in either file.
+    All,
+}
+
+/// Everything a command needs to know that is not its own arguments.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub paths: FilePaths,
+    pub selection: Selection,
+    pub region: Option<String>,
+    pub output: OutputFormat,
+    pub color: bool,
+    pub verbose: u8,
+    pub env: Env,
+}
+
+impl Settings {
+    pub fn resolve(args: &GlobalArgs, env: Env) -> Result<Settings, ProfileError> {
+        let lookup = |name: &str| env.get(name).map(str::to_string);
+        let paths = FilePaths::resolve(
+            args.credentials_file.clone(),
+            args.config_file.clone(),
+            &lookup,
+        )?;
+        let selection = if args.all {
+            Selection::All
+        } else if args.profiles.is_empty() {
+            Selection::Named(vec![
+                env.get("AWS_PROFILE").unwrap_or("default").to_string(),
+            ])
+        } else {
+            let mut names: Vec<String> = Vec::new();
+            for name in &args.profiles {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+            Selection::Named(names)
+        };
+        let color = !args.no_color && env.get("NO_COLOR").is_none() && {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal()
+        };
+        Ok(Settings {
+            paths,
+            selection,
+            region: args.region.clone(),
+            output: args.output,
+            color,
+            verbose: args.verbose,
+            env,
+        })
+    }
+
+    /// The profile names selected, given what the files hold.
+    pub fn selected_names(&self, files: &ProfileFiles) -> Vec<String> {
+        match &self.selection {
+            Selection::All => files.profile_names(),
+            Selection::Named(names) => names.clone(),
+        }
+    }
+
+    /// Warn-worthy environment: exported keys are ignored on purpose (we always use the
+    /// profile's own key), which surprises people who expect the AWS CLI's precedence.
+    pub fn ambient_key_warning(&self) -> Option<String> {
+        self.env.get("AWS_ACCESS_KEY_ID").map(|_| {
+            "AWS_ACCESS_KEY_ID is set in the environment; iam-keys ignores it and uses each \
+             profile's own key from the files"
+                .to_string()
+        })
+    }
+
+    /// The region for a profile: `--region`, then the profile's `region`, then
+    /// `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`. The profile comes before the
+    /// environment (unlike the AWS CLI) because one run covers many profiles, and a
+    /// GovCloud or China profile must keep its own region.
+    pub fn region_for(&self, profile: Option<&Profile>) -> String {
+        self.region
+            .clone()
+            .or_else(|| profile.and_then(|p| p.get("region")).map(str::to_string))
+            .or_else(|| self.env.get("AWS_REGION").map(str::to_string))
+            .or_else(|| self.env.get("AWS_DEFAULT_REGION").map(str::to_string))
+            .unwrap_or_else(|| "us-east-1".to_string())
+    }
+
+    /// The endpoint for one service (`iam` or `sts`), following the SDK conventions:
+    /// `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, the profile's `[services]` entry,
+    /// the profile's `endpoint_url`; none of them when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`
+    /// or the profile's `ignore_configured_endpoint_urls` is true.
+    pub fn endpoint_for(
+        &self,
+        service: &str,
+        profile: Option<&Profile>,
+        files: &ProfileFiles,
+    ) -> Option<String> {
+        let ignored = self.env.is_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            || profile
+                .and_then(|p| p.get("ignore_configured_endpoint_urls"))
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if ignored {
+            return None;
+        }
+        let var = format!("AWS_ENDPOINT_URL_{}", service.to_ascii_uppercase());
+        self.env
+            .get(&var)
+            .or_else(|| self.env.get("AWS_ENDPOINT_URL"))
+            .map(str::to_string)
+            .or_else(|| {
+                let p = profile?;
+                p.get("services")
+                    .and_then(|section| files.services_endpoint(section, service))
+            })
+            .or_else(|| {
+                profile
+                    .and_then(|p| p.get("endpoint_url"))
+                    .map(str::to_string)
+            })
+    }
+
+    /// A fully resolved call target for a profile and credentials.
+    pub fn target(
+        &self,
+        profile: Option<&Profile>,
+        files: &ProfileFiles,
+        credentials: Credentials,
+    ) -> Target {
+        Target {
+            credentials,
+            region: self.region_for(profile),
+            iam_endpoint: self.endpoint_for("iam", profile, files),
+            sts_endpoint: self.endpoint_for("sts", profile, files),
+        }
+    }
+
+    /// A CA bundle for TLS (the SDK ignores `AWS_CA_BUNDLE`; we honour it and `ca_bundle`).
+    pub fn ca_bundle(&self, profile: Option<&Profile>) -> Option<std::path::PathBuf> {
+        self.env
+            .get("AWS_CA_BUNDLE")
+            .map(str::to_string)
+            .or_else(|| profile.and_then(|p| p.get("ca_bundle")).map(str::to_string))
+            .map(std::path::PathBuf::from)
+    }
+}
+
+/// The partition a region belongs to: `aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`.
+pub fn partition_for_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else {
+        "aws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_follow_the_region_prefix() {
+        assert_eq!(partition_for_region("cn-north-1"), "aws-cn");
+        assert_eq!(partition_for_region("cn-northwest-1"), "aws-cn");
+        assert_eq!(partition_for_region("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_for_region("us-east-1"), "aws");
+        assert_eq!(partition_for_region("eu-west-1"), "aws");
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let env = Env::from_pairs([("AWS_REGION", ""), ("AWS_DEFAULT_REGION", "eu-west-1")]);
+        assert_eq!(env.get("AWS_REGION"), None);
+        assert_eq!(env.get("AWS_DEFAULT_REGION"), Some("eu-west-1"));
+    }
+}

@@ -1,0 +1,139 @@
+//! `iam-keys recover`: finish (default) or undo (`--undo`) the rotations that an earlier run
+//! left in the journal.
+
+use super::rotate::{describe_journal, describe_recovered};
+use super::ui::Ui;
+use crate::error::{Error, Outcome};
+use crate::profiles::{ProfileFiles, RunLock, SaveOptions};
+use crate::rotation::clock::{Cancel, RealClock};
+use crate::rotation::journal::JournalStore;
+use crate::rotation::recover::{Mode, RecoverError};
+use crate::rotation::{Engine, ExecOptions, Step};
+use crate::secret::mask_key_id;
+use crate::settings::Settings;
+use clap::Args;
+use std::cell::RefCell;
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Undo instead: put the old key back in the files and delete the new key
+    #[arg(long)]
+    pub undo: bool,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Do not keep `<file>.iam-keys.bak` copies of the previous file contents
+    #[arg(long)]
+    pub no_backup: bool,
+    #[command(flatten)]
+    pub mfa: super::mfa::MfaArgs,
+}
+
+pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
+    let mut on_wait = |path: &std::path::Path, _pid: Option<u32>| {
+        ui.note(&format!(
+            "waiting for another iam-keys run that holds {}",
+            path.display()
+        ));
+    };
+    let _lock = RunLock::acquire(
+        &settings.paths.credentials,
+        std::time::Duration::from_secs(30),
+        &mut on_wait,
+    )?;
+    let journals = JournalStore::beside(&settings.paths.credentials);
+    let pending = journals.list()?;
+    if pending.is_empty() {
+        ui.out("nothing to recover: no interrupted rotation\n")?;
+        return Ok(Outcome::Success);
+    }
+    for j in &pending {
+        ui.note(&format!(
+            "found an interrupted rotation: {}",
+            describe_journal(j)
+        ));
+    }
+    if !args.yes {
+        if !ui.is_interactive() {
+            return Err(Error::Usage(
+                "not recovering without confirmation: no terminal to ask on; pass --yes".into(),
+            ));
+        }
+        let what = if args.undo { "Undo" } else { "Finish" };
+        if !ui.confirm(&format!("{what} {} rotation(s)?", pending.len())) {
+            return Err(Error::Usage("cancelled; nothing was changed".into()));
+        }
+    }
+    let files = RefCell::new(ProfileFiles::load(&settings.paths)?);
+    let connector = super::sdk_connector(settings, &files.borrow())?;
+    let options = ExecOptions {
+        save: SaveOptions {
+            backup: !args.no_backup,
+        },
+        ..ExecOptions::default()
+    };
+    let cancel = Cancel::default();
+    let progress = |key: &str, step: Step| ui.progress(&format!("{}: {step}", mask_key_id(key)));
+    let engine = Engine {
+        connector: &connector,
+        clock: &RealClock,
+        files: &files,
+        journal: &journals,
+        options: &options,
+        cancel: &cancel,
+        progress: &progress,
+    };
+    let mode = if args.undo { Mode::Undo } else { Mode::Finish };
+    let mut outcome = Outcome::Success;
+    let mut lines = String::new();
+    super::block_on(async {
+        let mut sessions = super::mfa::Sessions::default();
+        for j in &pending {
+            let session = match j.mfa_serial.clone().or_else(|| args.mfa.mfa_serial.clone()) {
+                Some(serial) => {
+                    let target = crate::aws::Target {
+                        credentials: crate::aws::Credentials::long_term(
+                            j.old_key_id.clone(),
+                            j.old_secret.clone(),
+                        ),
+                        region: j.endpoint.region.clone(),
+                        iam_endpoint: j.endpoint.iam_endpoint.clone(),
+                        sts_endpoint: j.endpoint.sts_endpoint.clone(),
+                    };
+                    match sessions
+                        .get(&connector, &target, &serial, &args.mfa, ui)
+                        .await
+                    {
+                        Ok(session) => Some(session),
+                        Err(e) => {
+                            lines.push_str(&format!(
+                                "failed   {}: {e}\n",
+                                mask_key_id(&j.old_key_id)
+                            ));
+                            outcome = Outcome::Partial;
+                            continue;
+                        }
+                    }
+                }
+                None => None,
+            };
+            match engine.recover(j, mode, session.as_ref()).await {
+                Ok(result) => lines.push_str(&format!("{}\n", describe_recovered(j, &result))),
+                Err(e) => {
+                    let advice = match &e {
+                        RecoverError::CannotUndo(_) => String::new(),
+                        _ => "; the journal is kept, run `iam-keys recover` again once fixed"
+                            .to_string(),
+                    };
+                    lines.push_str(&format!(
+                        "failed   {}: {e}{advice}\n",
+                        mask_key_id(&j.old_key_id)
+                    ));
+                    outcome = Outcome::Partial;
+                }
+            }
+        }
+    });
+    ui.out(&lines)?;
+    Ok(outcome)
+}

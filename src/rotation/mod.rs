@@ -1,0 +1,20 @@
+//! Key rotation: pure planning ([`plan`]: facts in, a plan or a refusal out), the state
+//! machine that executes a plan ([`exec`]), the recovery journal ([`journal`]), recovery of
+//! interrupted rotations ([`recover`]), and time through an injected [`clock`].
+//!
+//! The rule everything here serves: the old key is never retired before the new key is
+//! proven to work and is durably on disk.
+//!
+//! Must not: print (progress goes through a callback), read the environment, or call the SDK
+//! directly (only through [`crate::aws::Iam`]).
+
+pub mod clock;
+pub mod exec;
+pub mod journal;
+pub mod plan;
+pub mod recover;
+
+pub use exec::{Engine, ExecOptions, KeyOutcome, Step};
+pub use plan::{Decision, KeyPlan, PlanOptions, Refusal, Retire};
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,790 @@
+//! Every branch of the rotation state machine and of recovery, against the in-memory IAM
+//! with scripted faults and a fake clock (no real sleeping), on real temporary files.
+
+use super::clock::{Cancel, FakeClock};
+use super::exec::{Cleanup, Engine, ExecOptions, Failure, Job, KeyOutcome, Step};
+use super::journal::{JournalStore, Stage};
+use super::plan::{Decision, KeyPlan, PlanOptions, Retire, decide};
+use super::recover::{Mode, RecoverError, Recovered};
+use crate::aws::fake::{FakeConnector, FakeIam, Fault};
+use crate::aws::{Action, Connector, Credentials, ErrorKind, KeyStatus, Target};
+use crate::inventory;
+use crate::profiles::{FilePaths, ProfileFiles};
+use crate::secret::Secret;
+use jiff::Timestamp;
+use std::cell::RefCell;
+use std::time::Duration;
+
+const START: &str = "2026-11-22T08:00:00Z";
+
+struct World {
+    iam: FakeIam,
+    clock: FakeClock,
+    dir: tempfile::TempDir,
+    paths: FilePaths,
+    user: String,
+    old_id: String,
+    old_secret: Secret,
+}
+
+impl World {
+    /// A user `alice` with one Active key, 100 days old, held by the profiles the
+    /// credentials/config texts name (`{ID}` and `{SECRET}` are filled in).
+    fn new(credentials: &str, config: &str) -> World {
+        let start: Timestamp = START.parse().unwrap();
+        let iam = FakeIam::new();
+        iam.set_now(start);
+        let hook = iam.clone();
+        let clock = FakeClock::with_hook(start, move |d| hook.advance(d));
+        iam.add_user("alice");
+        let (old_id, old_secret) = iam.add_key(
+            "alice",
+            start - jiff::SignedDuration::from_hours(24 * 100),
+            KeyStatus::Active,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let paths = FilePaths {
+            credentials: dir.path().join("credentials"),
+            config: dir.path().join("config"),
+        };
+        let fill = |t: &str| {
+            t.replace("{ID}", &old_id)
+                .replace("{SECRET}", old_secret.expose())
+        };
+        std::fs::write(&paths.credentials, fill(credentials)).unwrap();
+        std::fs::write(&paths.config, fill(config)).unwrap();
+        World {
+            iam,
+            clock,
+            dir,
+            paths,
+            user: "alice".into(),
+            old_id,
+            old_secret,
+        }
+    }
+
+    fn simple() -> World {
+        World::new(
+            "[dev]\naws_access_key_id = {ID}\naws_secret_access_key = {SECRET}\n",
+            "[profile dev]\nregion = eu-west-1\n",
+        )
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            credentials: Credentials::long_term(self.old_id.clone(), self.old_secret.clone()),
+            region: "us-east-1".into(),
+            iam_endpoint: None,
+            sts_endpoint: None,
+        }
+    }
+
+    fn files(&self) -> RefCell<ProfileFiles> {
+        RefCell::new(ProfileFiles::load(&self.paths).unwrap())
+    }
+
+    fn journal(&self) -> JournalStore {
+        JournalStore::beside(&self.paths.credentials)
+    }
+
+    fn credentials_text(&self) -> String {
+        std::fs::read_to_string(&self.paths.credentials).unwrap()
+    }
+
+    fn key_status(&self, id: &str) -> Option<KeyStatus> {
+        self.iam
+            .keys(&self.user)
+            .into_iter()
+            .find(|k| k.id == id)
+            .map(|k| k.status)
+    }
+
+    fn plan(&self, options: PlanOptions) -> KeyPlan {
+        let client = FakeConnector::new(&self.iam).connect(&self.target());
+        let facts = block(inventory::inspect(&client, &self.old_id)).unwrap();
+        match decide(
+            &facts,
+            &self.old_id,
+            &|_| vec![],
+            &options,
+            self.clock_now(),
+        ) {
+            Decision::Rotate(plan) => plan,
+            other => panic!("expected a plan, got {other:?}"),
+        }
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        use super::clock::Clock;
+        self.clock.now()
+    }
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Run one rotation in the world; returns the outcome and the steps reported.
+fn rotate(
+    world: &World,
+    plan: &KeyPlan,
+    options: &ExecOptions,
+    cancel: &Cancel,
+) -> (KeyOutcome, Vec<Step>) {
+    let connector = FakeConnector::new(&world.iam);
+    let files = world.files();
+    let journal = world.journal();
+    let steps = RefCell::new(Vec::new());
+    let progress = |_: &str, s: Step| steps.borrow_mut().push(s);
+    let engine = Engine {
+        connector: &connector,
+        clock: &world.clock,
+        files: &files,
+        journal: &journal,
+        options,
+        cancel,
+        progress: &progress,
+    };
+    let target = world.target();
+    let holders = vec!["dev".to_string()];
+    let outcome = block(engine.execute(Job {
+        plan,
+        target: &target,
+        holders: &holders,
+        session: None,
+        mfa_serial: None,
+    }));
+    (outcome, steps.into_inner())
+}
+
+fn recover(world: &World, mode: Mode) -> Result<Recovered, RecoverError> {
+    let connector = FakeConnector::new(&world.iam);
+    let files = world.files();
+    let journal = world.journal();
+    let options = ExecOptions::default();
+    let cancel = Cancel::default();
+    let progress = |_: &str, _: Step| {};
+    let engine = Engine {
+        connector: &connector,
+        clock: &world.clock,
+        files: &files,
+        journal: &journal,
+        options: &options,
+        cancel: &cancel,
+        progress: &progress,
+    };
+    let pending = journal.list().unwrap();
+    assert_eq!(pending.len(), 1, "one journal expected");
+    block(engine.recover(&pending[0], mode, None))
+}
+
+fn new_key_of(outcome: &KeyOutcome) -> String {
+    match outcome {
+        KeyOutcome::Rotated { new_key_id, .. } | KeyOutcome::Partial { new_key_id, .. } => {
+            new_key_id.clone()
+        }
+        other => panic!("expected a new key, got {other:?}"),
+    }
+}
+
+#[test]
+fn happy_path_writes_the_new_key_deactivates_the_old_and_clears_the_journal() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    let (outcome, steps) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    let new_id = new_key_of(&outcome);
+    assert!(
+        matches!(
+            outcome,
+            KeyOutcome::Rotated {
+                retire: Retire::Deactivate,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        steps,
+        vec![
+            Step::Journal,
+            Step::Create,
+            Step::Verify,
+            Step::Persist,
+            Step::Retire,
+            Step::Done
+        ]
+    );
+    let text = world.credentials_text();
+    assert!(
+        text.contains(&new_id) && !text.contains(&world.old_id),
+        "{}",
+        text.lines().next().unwrap()
+    );
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+    assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
+    assert!(world.journal().list().unwrap().is_empty());
+    // Verified with the new key several times, and the old key retired with the new key.
+    let calls = world.iam.calls();
+    let verify_calls = calls
+        .iter()
+        .filter(|c| c.action == Action::GetCallerIdentity && c.key_id == new_id)
+        .count();
+    assert_eq!(verify_calls, 3);
+    let retire = calls
+        .iter()
+        .find(|c| c.action == Action::UpdateAccessKey)
+        .unwrap();
+    assert_eq!(
+        retire.key_id, new_id,
+        "the old key is retired with the new key"
+    );
+}
+
+#[test]
+fn delete_option_deletes_the_old_key() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions {
+        delete_old: true,
+        ..Default::default()
+    });
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    let new_id = new_key_of(&outcome);
+    assert_eq!(world.key_status(&world.old_id), None);
+    assert_eq!(world.iam.keys(&world.user).len(), 1);
+    assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
+}
+
+#[test]
+fn an_inactive_second_key_is_deleted_first_when_asked() {
+    let world = World::simple();
+    let (inactive, _) = world
+        .iam
+        .add_key("alice", START.parse().unwrap(), KeyStatus::Inactive);
+    let plan = world.plan(PlanOptions {
+        delete_inactive: true,
+        ..Default::default()
+    });
+    let (outcome, steps) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(
+        matches!(&outcome, KeyOutcome::Rotated { deleted_inactive: Some(d), .. } if *d == inactive),
+        "{outcome:?}"
+    );
+    assert_eq!(steps[1], Step::MakeRoom);
+    assert_eq!(world.key_status(&inactive), None);
+}
+
+#[test]
+fn create_refused_changes_nothing() {
+    let world = World::simple();
+    let before = world.credentials_text();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::CreateAccessKey,
+        Fault::always(ErrorKind::LimitExceeded),
+    );
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(
+        matches!(
+            &outcome,
+            KeyOutcome::Failed {
+                step: Step::Create,
+                cleanup: Cleanup::NothingCreated,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(world.credentials_text(), before);
+    assert_eq!(world.iam.keys(&world.user).len(), 1);
+    assert!(world.journal().list().unwrap().is_empty());
+}
+
+#[test]
+fn a_lost_create_answer_leaves_no_orphan_key() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::CreateAccessKey,
+        Fault::once(ErrorKind::Network).after_effect(),
+    );
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(
+        matches!(
+            &outcome,
+            KeyOutcome::Failed {
+                step: Step::Create,
+                cleanup: Cleanup::NewKeyDeleted(_),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let keys = world.iam.keys(&world.user);
+    assert_eq!(keys.len(), 1, "only the old key is left");
+    assert_eq!(keys[0].id, world.old_id);
+    assert!(world.journal().list().unwrap().is_empty());
+}
+
+#[test]
+fn slow_propagation_is_waited_out_with_backoff() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.propagation_delay(4);
+    let start = world.clock_now();
+    let (outcome, steps) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+    assert_eq!(steps.iter().filter(|s| **s == Step::WaitForIam).count(), 4);
+    // 1 + 2 + 4 + 8 seconds of backoff, then two 0.5 s gaps between the three successes.
+    assert_eq!(world.clock.elapsed_since(start), Duration::from_secs(16));
+}
+
+#[test]
+fn a_key_that_never_works_is_deleted_and_the_files_stay_untouched() {
+    let world = World::simple();
+    let before = world.credentials_text();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.propagation_delay(u32::MAX);
+    let start = world.clock_now();
+    let options = ExecOptions {
+        verify_timeout: Duration::from_secs(20),
+        ..ExecOptions::default()
+    };
+    let (outcome, _) = rotate(&world, &plan, &options, &Cancel::default());
+    match &outcome {
+        KeyOutcome::Failed {
+            step: Step::Verify,
+            failure: Failure::VerifyTimeout { waited, last },
+            cleanup: Cleanup::NewKeyDeleted(_),
+            ..
+        } => {
+            assert_eq!(*waited, Duration::from_secs(20));
+            assert_eq!(
+                last.as_ref().map(|e| e.kind),
+                Some(ErrorKind::InvalidClientTokenId)
+            );
+        }
+        other => panic!("expected a verify timeout, got {other:?}"),
+    }
+    assert!(world.clock.elapsed_since(start) >= Duration::from_secs(20));
+    assert_eq!(world.credentials_text(), before);
+    assert_eq!(world.iam.keys(&world.user).len(), 1);
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    assert!(world.journal().list().unwrap().is_empty());
+}
+
+#[test]
+fn a_failed_save_deletes_the_new_key_and_keeps_the_old_file() {
+    let world = World::simple();
+    let before = world.credentials_text();
+    let plan = world.plan(PlanOptions::default());
+    let connector = FakeConnector::new(&world.iam);
+    let files = world.files();
+    // Replace the credentials file by a directory after it was read: the save must fail.
+    let saved_copy = world.dir.path().join("saved");
+    std::fs::rename(&world.paths.credentials, &saved_copy).unwrap();
+    std::fs::create_dir(&world.paths.credentials).unwrap();
+    let journal = world.journal();
+    let options = ExecOptions::default();
+    let cancel = Cancel::default();
+    let progress = |_: &str, _: Step| {};
+    let engine = Engine {
+        connector: &connector,
+        clock: &world.clock,
+        files: &files,
+        journal: &journal,
+        options: &options,
+        cancel: &cancel,
+        progress: &progress,
+    };
+    let target = world.target();
+    let holders = vec!["dev".to_string()];
+    let outcome = block(engine.execute(Job {
+        plan: &plan,
+        target: &target,
+        holders: &holders,
+        session: None,
+        mfa_serial: None,
+    }));
+    assert!(
+        matches!(
+            &outcome,
+            KeyOutcome::Failed {
+                step: Step::Persist,
+                cleanup: Cleanup::NewKeyDeleted(_),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(world.iam.keys(&world.user).len(), 1);
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    assert!(journal.list().unwrap().is_empty());
+    std::fs::remove_dir(&world.paths.credentials).unwrap();
+    assert_eq!(std::fs::read_to_string(&saved_copy).unwrap(), before);
+}
+
+#[test]
+fn a_retire_that_keeps_failing_is_partial_and_recover_finishes_it() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::UpdateAccessKey,
+        Fault::always(ErrorKind::AccessDenied),
+    );
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    let new_id = new_key_of(&outcome);
+    assert!(matches!(outcome, KeyOutcome::Partial { .. }), "{outcome:?}");
+    assert!(
+        world.credentials_text().contains(&new_id),
+        "the new key is saved"
+    );
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    let pending = world.journal().list().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].stage, Stage::Persisted);
+
+    world.iam.clear_faults();
+    let recovered = recover(&world, Mode::Finish).unwrap();
+    assert!(
+        matches!(recovered, Recovered::Finished { .. }),
+        "{recovered:?}"
+    );
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+    assert!(world.journal().list().unwrap().is_empty());
+}
+
+#[test]
+fn retire_waits_for_iam_to_accept_the_new_key() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::UpdateAccessKey,
+        Fault::once(ErrorKind::InvalidClientTokenId).times(2),
+    );
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+    assert_eq!(world.iam.count(Action::UpdateAccessKey), 3);
+}
+
+#[test]
+fn a_cancelled_run_changes_nothing() {
+    let world = World::simple();
+    let before = world.credentials_text();
+    let plan = world.plan(PlanOptions::default());
+    let cancel = Cancel::default();
+    cancel.set();
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &cancel);
+    assert!(
+        matches!(
+            &outcome,
+            KeyOutcome::Failed {
+                failure: Failure::Interrupted,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(world.credentials_text(), before);
+    assert_eq!(world.iam.keys(&world.user).len(), 1);
+    assert_eq!(world.iam.count(Action::CreateAccessKey), 0);
+}
+
+#[test]
+fn an_unwritable_journal_stops_before_any_change() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    std::fs::write(
+        world.journal().dir(),
+        b"a file where the journal directory should be",
+    )
+    .unwrap();
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(
+        matches!(
+            &outcome,
+            KeyOutcome::Failed {
+                step: Step::Journal,
+                failure: Failure::Journal(_),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(world.iam.count(Action::CreateAccessKey), 0);
+}
+
+#[test]
+fn a_key_shared_by_profiles_in_both_files_is_rotated_once_and_written_everywhere() {
+    let world = World::new(
+        "[dev]\naws_access_key_id = {ID}\naws_secret_access_key = {SECRET}\n\n[dev2]\naws_access_key_id = {ID}\naws_secret_access_key = {SECRET}\naws_session_token = stale\n",
+        "[profile cfg]\naws_access_key_id = {ID}\naws_secret_access_key = {SECRET}\nregion = eu-west-1\n",
+    );
+    let plan = world.plan(PlanOptions::default());
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    let new_id = new_key_of(&outcome);
+    let files = world.files();
+    let holders: Vec<String> = files
+        .borrow()
+        .profiles_with_key(&new_id)
+        .into_iter()
+        .map(|h| h.profile)
+        .collect();
+    assert_eq!(
+        holders,
+        vec!["dev".to_string(), "dev2".to_string(), "cfg".to_string()]
+    );
+    assert!(files.borrow().profiles_with_key(&world.old_id).is_empty());
+    assert!(
+        !world.credentials_text().contains("aws_session_token"),
+        "the stale token is dropped"
+    );
+    assert_eq!(world.iam.count(Action::CreateAccessKey), 1);
+}
+
+/// A journal left at a given stage, as a killed process would leave it.
+fn interrupted_at(world: &World, stage: Stage) -> Option<String> {
+    let plan = world.plan(PlanOptions::default());
+    // Run the real engine, then rewind what a kill would have prevented.
+    match stage {
+        Stage::Intent => {
+            // Killed while CreateAccessKey was in flight: the key exists, its answer was lost.
+            world.iam.fail(
+                Action::CreateAccessKey,
+                Fault::once(ErrorKind::Network).after_effect(),
+            );
+            world
+                .iam
+                .fail(Action::ListAccessKeys, Fault::once(ErrorKind::AccessDenied));
+            let (outcome, _) = rotate(world, &plan, &ExecOptions::default(), &Cancel::default());
+            assert!(
+                matches!(
+                    outcome,
+                    KeyOutcome::Failed {
+                        cleanup: Cleanup::NewKeyLeft { .. },
+                        ..
+                    }
+                ),
+                "{outcome:?}"
+            );
+            world.iam.clear_faults();
+            None
+        }
+        Stage::Persisted => {
+            world.iam.fail(
+                Action::UpdateAccessKey,
+                Fault::always(ErrorKind::Throttling),
+            );
+            let (outcome, _) = rotate(world, &plan, &ExecOptions::default(), &Cancel::default());
+            world.iam.clear_faults();
+            Some(new_key_of(&outcome))
+        }
+        Stage::Created | Stage::Verified => {
+            // Killed after CreateAccessKey was recorded, before the files were written.
+            world.iam.fail(
+                Action::UpdateAccessKey,
+                Fault::always(ErrorKind::Throttling),
+            );
+            let (outcome, _) = rotate(world, &plan, &ExecOptions::default(), &Cancel::default());
+            world.iam.clear_faults();
+            let new_id = new_key_of(&outcome);
+            // Put the old file back and rewind the journal's stage.
+            let text = world.credentials_text();
+            let restored = text.replace(&new_id, &world.old_id);
+            let journal = world.journal();
+            let mut j = journal.list().unwrap().remove(0);
+            let new_secret = j.new_secret.clone().unwrap();
+            std::fs::write(
+                &world.paths.credentials,
+                restored.replace(new_secret.expose(), world.old_secret.expose()),
+            )
+            .unwrap();
+            j.stage = stage;
+            journal.write(&j).unwrap();
+            Some(new_id)
+        }
+    }
+}
+
+#[test]
+fn recover_from_intent_deletes_the_key_whose_answer_was_lost() {
+    let world = World::simple();
+    interrupted_at(&world, Stage::Intent);
+    assert_eq!(world.iam.keys(&world.user).len(), 2, "an orphan key exists");
+    let recovered = recover(&world, Mode::Finish).unwrap();
+    assert!(
+        matches!(&recovered, Recovered::Undone { deleted } if deleted.len() == 1),
+        "{recovered:?}"
+    );
+    assert_eq!(world.iam.keys(&world.user).len(), 1);
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+}
+
+#[test]
+fn recover_from_created_finishes_the_rotation() {
+    let world = World::simple();
+    let new_id = interrupted_at(&world, Stage::Created).unwrap();
+    assert!(world.credentials_text().contains(&world.old_id));
+    let recovered = recover(&world, Mode::Finish).unwrap();
+    assert!(
+        matches!(recovered, Recovered::Finished { .. }),
+        "{recovered:?}"
+    );
+    assert!(world.credentials_text().contains(&new_id));
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+    assert!(world.journal().list().unwrap().is_empty());
+}
+
+#[test]
+fn recover_undo_from_created_deletes_the_new_key() {
+    let world = World::simple();
+    let new_id = interrupted_at(&world, Stage::Created).unwrap();
+    let recovered = recover(&world, Mode::Undo).unwrap();
+    assert!(
+        matches!(&recovered, Recovered::Undone { deleted } if deleted == &vec![new_id.clone()]),
+        "{recovered:?}"
+    );
+    assert!(world.credentials_text().contains(&world.old_id));
+    assert_eq!(world.key_status(&new_id), None);
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+}
+
+#[test]
+fn recover_undo_from_persisted_puts_the_old_key_back() {
+    let world = World::simple();
+    let new_id = interrupted_at(&world, Stage::Persisted).unwrap();
+    assert!(world.credentials_text().contains(&new_id));
+    let recovered = recover(&world, Mode::Undo).unwrap();
+    assert!(
+        matches!(recovered, Recovered::Undone { .. }),
+        "{recovered:?}"
+    );
+    let text = world.credentials_text();
+    assert!(text.contains(&world.old_id) && text.contains(world.old_secret.expose()));
+    assert_eq!(world.key_status(&new_id), None);
+}
+
+#[test]
+fn undo_is_refused_once_the_old_key_is_retired() {
+    let world = World::simple();
+    interrupted_at(&world, Stage::Persisted).unwrap();
+    let as_old = world.iam.connector().connect(&world.target());
+    block(crate::aws::Iam::update_access_key(
+        &as_old,
+        &world.user,
+        &world.old_id,
+        KeyStatus::Inactive,
+    ))
+    .unwrap();
+    // The old key is inactive: it can no longer sign the undo either way.
+    let err = recover(&world, Mode::Undo).unwrap_err();
+    assert!(
+        matches!(err, RecoverError::Aws { .. } | RecoverError::CannotUndo(_)),
+        "{err:?}"
+    );
+    assert_eq!(
+        world.journal().list().unwrap().len(),
+        1,
+        "the journal is kept"
+    );
+}
+
+#[test]
+fn the_journal_holds_the_new_secret_while_the_files_do_not() {
+    let world = World::simple();
+    let new_id = interrupted_at(&world, Stage::Created).unwrap();
+    let j = world.journal().list().unwrap().remove(0);
+    assert_eq!(j.new_key_id.as_deref(), Some(new_id.as_str()));
+    assert!(j.new_secret.is_some());
+    assert!(!world.credentials_text().contains(&new_id));
+}
+
+#[test]
+fn with_mfa_required_the_iam_calls_go_through_the_session_and_the_new_key_verifies_itself() {
+    let world = World::simple();
+    world
+        .iam
+        .add_mfa_device("alice", "arn:aws:iam::123456789012:mfa/alice");
+    world.iam.require_mfa("alice");
+    world.iam.set_mfa_code("123456");
+    let as_old = world.iam.connector().connect(&world.target());
+    let session = block(crate::aws::Iam::session_token(
+        &as_old,
+        "arn:aws:iam::123456789012:mfa/alice",
+        &Secret::new("123456"),
+        3600,
+    ))
+    .unwrap();
+    assert!(session.access_key_id.starts_with("ASIA"));
+    let plan = world.plan(PlanOptions::default());
+
+    // Without the session the account refuses the key change: nothing happens.
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    match &outcome {
+        KeyOutcome::Failed {
+            step: Step::Create,
+            failure: Failure::Aws { error, .. },
+            ..
+        } => {
+            assert_eq!(error.kind, ErrorKind::AccessDenied);
+            assert!(error.mentions_mfa() || error.is_explicit_deny());
+        }
+        other => panic!("expected an MFA refusal, got {other:?}"),
+    }
+
+    // With it, one session serves create and retire; the new key verifies with its own key.
+    let connector = FakeConnector::new(&world.iam);
+    let files = world.files();
+    let journal = world.journal();
+    let options = ExecOptions::default();
+    let cancel = Cancel::default();
+    let progress = |_: &str, _: Step| {};
+    let engine = Engine {
+        connector: &connector,
+        clock: &world.clock,
+        files: &files,
+        journal: &journal,
+        options: &options,
+        cancel: &cancel,
+        progress: &progress,
+    };
+    let target = world.target();
+    let holders = vec!["dev".to_string()];
+    let job = Job {
+        plan: &plan,
+        target: &target,
+        holders: &holders,
+        session: Some(&session),
+        mfa_serial: Some("arn:aws:iam::123456789012:mfa/alice"),
+    };
+    let outcome = block(engine.execute(job));
+    let new_id = new_key_of(&outcome);
+    assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+    let calls = world.iam.calls();
+    let create = calls
+        .iter()
+        .rev()
+        .find(|c| c.action == Action::CreateAccessKey)
+        .unwrap();
+    assert_eq!(create.key_id, session.access_key_id);
+    assert!(create.mfa_session);
+    let retire = calls
+        .iter()
+        .find(|c| c.action == Action::UpdateAccessKey)
+        .unwrap();
+    assert_eq!(
+        retire.key_id, session.access_key_id,
+        "the old key is retired with the session"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.action == Action::GetCallerIdentity && c.key_id == new_id)
+    );
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+}

@@ -1,0 +1,11 @@
+//! The integration tests: the built `iam-keys` binary against a moto server on 127.0.0.1
+//! that the harness starts itself, with a scrubbed environment and a temporary HOME.
+
+mod support;
+
+mod harness;
+mod policy;
+mod profiles_compat;
+mod rotate;
+mod secrets;
+mod status;

@@ -9,6 +9,7 @@ use crate::aws::{
     AccessKeyMeta, AwsError, CallerIdentity, Credentials, Iam, LastUsed, Principal, Target,
 };
 use crate::profiles::{FileKind, ProfileFiles, ProfileKind};
+use crate::rotation::journal::Destination;
 use crate::secret::Secret;
 use crate::settings::Settings;
 use std::collections::BTreeMap;
@@ -56,6 +57,9 @@ pub struct KeyGroup {
     pub mfa_serial: Option<String>,
     /// A reason this key cannot be handled (holders disagree on its secret).
     pub problem: Option<String>,
+    /// Where the new key goes: the holders, or (an administrator rotating another user's
+    /// key that no local profile holds) one named profile, or only the `--output env` lines.
+    pub destination: Destination,
 }
 
 /// The selected profiles and the keys behind them.
@@ -215,6 +219,7 @@ fn add_to_group(
         target: settings.target(Some(&profile), files, credentials),
         mfa_serial,
         problem,
+        destination: Destination::Holders,
     });
 }
 
@@ -248,6 +253,12 @@ pub enum InspectError {
         "the key belongs to {what} ({arn}), not to an IAM user; only IAM users' access keys can be rotated"
     )]
     NotAnIamUser { arn: String, what: &'static str },
+    #[error("key {key_id} belongs to IAM user {owner}, not to {expected} (--user-name)")]
+    OtherUser {
+        key_id: String,
+        owner: String,
+        expected: String,
+    },
 }
 
 /// Who owns the key (GetCallerIdentity, signed with it) and must be an IAM user.
@@ -270,6 +281,19 @@ pub async fn identify<C: Iam>(client: &C) -> Result<(CallerIdentity, String), In
 /// not what it reports), identity, the user's keys, and the last use of the others. A
 /// last-use lookup that is refused is left out, not fatal.
 pub async fn inspect<C: Iam>(client: &C, key_id: &str) -> Result<KeyFacts, InspectError> {
+    inspect_as(client, client, key_id, None).await
+}
+
+/// [`inspect`] with the IAM calls made by `iam` (another profile's credentials, or an MFA
+/// session) while the key's owner is found with the key itself (`own`); with `user`, the owner
+/// must be that IAM user.
+pub async fn inspect_as<C: Iam>(
+    own: &C,
+    iam: &C,
+    key_id: &str,
+    user: Option<&str>,
+) -> Result<KeyFacts, InspectError> {
+    let client = iam;
     let mut last_used = BTreeMap::new();
     match client.access_key_last_used(key_id).await {
         Ok(used) => {
@@ -280,7 +304,17 @@ pub async fn inspect<C: Iam>(client: &C, key_id: &str) -> Result<KeyFacts, Inspe
             tracing::debug!(key = %crate::secret::mask_key_id(key_id), error = %e, "last use not available")
         }
     }
-    let (identity, user) = identify(client).await?;
+    let (identity, owner) = identify(own).await?;
+    if let Some(expected) = user
+        && expected != owner
+    {
+        return Err(InspectError::OtherUser {
+            key_id: crate::secret::mask_key_id(key_id),
+            owner,
+            expected: expected.to_string(),
+        });
+    }
+    let user = owner;
     let keys = client.list_access_keys(&user).await?;
     for key in keys.iter().filter(|k| k.id != key_id) {
         match client.access_key_last_used(&key.id).await {
@@ -295,6 +329,40 @@ pub async fn inspect<C: Iam>(client: &C, key_id: &str) -> Result<KeyFacts, Inspe
     Ok(KeyFacts {
         identity,
         user,
+        keys,
+        last_used,
+    })
+}
+
+/// The facts about IAM user `user` when no local profile holds one of its keys (an
+/// administrator rotating another user's key with `--auth-profile` and `--user-name`): all
+/// calls are made by `iam`; the user's ARN is built from the caller's partition and account.
+pub async fn inspect_user<C: Iam>(iam: &C, user: &str) -> Result<KeyFacts, InspectError> {
+    let caller = iam.caller_identity().await?;
+    let keys = iam.list_access_keys(user).await?;
+    let mut last_used = BTreeMap::new();
+    for key in &keys {
+        match iam.access_key_last_used(&key.id).await {
+            Ok(used) => {
+                last_used.insert(key.id.clone(), used);
+            }
+            Err(e) => {
+                tracing::debug!(key = %crate::secret::mask_key_id(&key.id), error = %e, "last use not available")
+            }
+        }
+    }
+    let identity = CallerIdentity {
+        arn: format!(
+            "arn:{}:iam::{}:user/{user}",
+            caller.partition(),
+            caller.account
+        ),
+        account: caller.account,
+        user_id: String::new(),
+    };
+    Ok(KeyFacts {
+        identity,
+        user: user.to_string(),
         keys,
         last_used,
     })

@@ -63,6 +63,8 @@ pub enum Selection {
 pub struct Settings {
     pub paths: FilePaths,
     pub selection: Selection,
+    /// Whether `--profile` was given (not just `$AWS_PROFILE` or `default`).
+    pub explicit_profiles: bool,
     pub region: Option<String>,
     pub output: OutputFormat,
     pub color: bool,
@@ -100,6 +102,7 @@ impl Settings {
         Ok(Settings {
             paths,
             selection,
+            explicit_profiles: !args.profiles.is_empty(),
             region: args.region.clone(),
             output: args.output,
             color,

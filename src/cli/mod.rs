@@ -7,6 +7,7 @@
 //! [`Settings`]: crate::settings::Settings
 
 pub mod advice;
+pub mod auth;
 pub mod duration;
 pub mod mfa;
 pub mod policy;

@@ -89,33 +89,23 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
     super::block_on(async {
         let mut sessions = super::mfa::Sessions::default();
         for j in &pending {
-            let session = match j.mfa_serial.clone().or_else(|| args.mfa.mfa_serial.clone()) {
-                Some(serial) => {
-                    let target = crate::aws::Target {
-                        credentials: crate::aws::Credentials::long_term(
-                            j.old_key_id.clone(),
-                            j.old_secret.clone(),
-                        ),
-                        region: j.endpoint.region.clone(),
-                        iam_endpoint: j.endpoint.iam_endpoint.clone(),
-                        sts_endpoint: j.endpoint.sts_endpoint.clone(),
-                    };
-                    match sessions
-                        .get(&connector, &target, &serial, &args.mfa, ui)
-                        .await
-                    {
-                        Ok(session) => Some(session),
-                        Err(e) => {
-                            lines.push_str(&format!(
-                                "failed   {}: {e}\n",
-                                mask_key_id(&j.old_key_id)
-                            ));
-                            outcome = Outcome::Partial;
-                            continue;
-                        }
-                    }
+            let session = match journal_session(
+                j,
+                &files,
+                settings,
+                &args.mfa,
+                &connector,
+                ui,
+                &mut sessions,
+            )
+            .await
+            {
+                Ok(session) => session,
+                Err(e) => {
+                    lines.push_str(&format!("failed   {}: {e}\n", mask_key_id(&j.old_key_id)));
+                    outcome = Outcome::Partial;
+                    continue;
                 }
-                None => None,
             };
             match engine.recover(j, mode, session.as_ref()).await {
                 Ok(result) => lines.push_str(&format!("{}\n", describe_recovered(j, &result))),
@@ -136,4 +126,50 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
     });
     ui.out(&lines)?;
     Ok(outcome)
+}
+
+/// The credentials for a journal's IAM calls: the `--auth-profile` it was made with (from the
+/// files as they are now), through an MFA session when the journal (or `--mfa-serial`) names a
+/// device; `None` means the old key itself.
+pub(crate) async fn journal_session<C: crate::aws::Connector>(
+    j: &crate::rotation::journal::Journal,
+    files: &RefCell<ProfileFiles>,
+    settings: &Settings,
+    mfa: &super::mfa::MfaArgs,
+    connector: &C,
+    ui: &Ui,
+    sessions: &mut super::mfa::Sessions,
+) -> Result<Option<crate::aws::Credentials>, String> {
+    let base = match &j.auth_profile {
+        Some(name) => {
+            let auth = super::auth::AuthProfile::load(name, &files.borrow(), settings)
+                .map_err(|e| format!("the rotation was made with --auth-profile {name}: {e}"))?;
+            Some(auth.target)
+        }
+        None => None,
+    };
+    let base_is_session = base
+        .as_ref()
+        .is_some_and(|t| t.credentials.session_token.is_some());
+    let serial = j.mfa_serial.clone().or_else(|| mfa.mfa_serial.clone());
+    match (serial, base) {
+        (Some(serial), base) if !base_is_session => {
+            let target = base.unwrap_or_else(|| crate::aws::Target {
+                credentials: crate::aws::Credentials::long_term(
+                    j.old_key_id.clone(),
+                    j.old_secret.clone(),
+                ),
+                region: j.endpoint.region.clone(),
+                iam_endpoint: j.endpoint.iam_endpoint.clone(),
+                sts_endpoint: j.endpoint.sts_endpoint.clone(),
+            });
+            sessions
+                .get(connector, &target, &serial, mfa, ui)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
+        (_, Some(base)) => Ok(Some(base.credentials)),
+        (_, None) => Ok(None),
+    }
 }

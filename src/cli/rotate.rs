@@ -3,6 +3,7 @@
 
 use super::OutputFormat;
 use super::advice::{self, Signer};
+use super::auth::AuthProfile;
 use super::duration::DurationArg;
 use super::mfa::{MfaArgs, Sessions};
 use super::render::{self, ErrorJson};
@@ -13,7 +14,7 @@ use crate::inventory::{self, InspectError, KeyGroup};
 use crate::profiles::{KeyEdit, ProfileFiles, RunLock, SaveOptions};
 use crate::rotation::clock::{Cancel, RealClock};
 use crate::rotation::exec::{Cleanup, Failure, Job};
-use crate::rotation::journal::{Journal, JournalStore};
+use crate::rotation::journal::{Destination, Journal, JournalStore};
 use crate::rotation::plan::{self, Decision, KeyPlan, PlanOptions, Retire};
 use crate::rotation::recover::{Mode, Recovered};
 use crate::rotation::{Engine, ExecOptions, KeyOutcome, Step};
@@ -54,6 +55,15 @@ pub struct RotateArgs {
     /// How long to wait for another iam-keys run on the same files
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub lock_timeout: DurationArg,
+    /// Make the IAM calls with this profile's credentials (an administrator, or a session
+    /// written by another tool); the new key is still verified with its own credentials
+    #[arg(long, value_name = "NAME")]
+    pub auth_profile: Option<String>,
+    /// The IAM user whose key is rotated (with --auth-profile). When no profile here holds
+    /// that user's key, its single Active key is rotated and the new key is written to the
+    /// profile named by --profile (created if missing) or printed with --output env
+    #[arg(long, value_name = "NAME", requires = "auth_profile")]
+    pub user_name: Option<String>,
     #[command(flatten)]
     pub mfa: MfaArgs,
 }
@@ -77,6 +87,8 @@ pub struct KeyReport {
     pub age_days: Option<i64>,
     /// The file lines that change (dry run) or changed.
     pub changes: Vec<String>,
+    /// The MFA device whose session makes the IAM calls (a code is needed), if any.
+    pub mfa_serial: Option<String>,
     pub error: Option<ErrorJson>,
 }
 
@@ -124,6 +136,15 @@ enum Preflight {
         error: Option<ErrorJson>,
     },
 }
+
+/// A key to rotate: its report's index, group, plan, IAM credentials and MFA device.
+type JobSpec<'a> = (
+    usize,
+    &'a KeyGroup,
+    KeyPlan,
+    Option<Credentials>,
+    Option<String>,
+);
 
 fn retire_word(r: Retire) -> &'static str {
     match r {
@@ -238,8 +259,30 @@ async fn rotate<C: Connector>(
             ui.note("a real run finishes it first (or run `iam-keys recover`)");
         } else {
             confirm(args, ui, "Finish the interrupted rotation(s) first?")?;
+            let mut sessions = Sessions::default();
             for j in &pending {
-                match engine.recover(j, Mode::Finish, None).await {
+                let session = match super::recover::journal_session(
+                    j,
+                    files,
+                    settings,
+                    &args.mfa,
+                    engine.connector,
+                    ui,
+                    &mut sessions,
+                )
+                .await
+                {
+                    Ok(session) => session,
+                    Err(e) => {
+                        ui.warn(&format!(
+                            "could not finish the rotation of {}: {e}; run `iam-keys recover` for details",
+                            mask_key_id(&j.old_key_id)
+                        ));
+                        outcome = outcome.max(Outcome::Partial);
+                        continue;
+                    }
+                };
+                match engine.recover(j, Mode::Finish, session.as_ref()).await {
                     Ok(result) => {
                         let text = describe_recovered(j, &result);
                         ui.note(&text);
@@ -293,44 +336,96 @@ async fn rotate<C: Connector>(
         delete_inactive: args.delete_inactive,
     };
     let now = Timestamp::now();
+    // --auth-profile: its credentials (or an MFA session signed for with them) make every
+    // IAM call; --user-name picks whose key is rotated.
+    let auth = match &args.auth_profile {
+        Some(name) => Some(AuthProfile::load(name, &files.borrow(), settings)?),
+        None => None,
+    };
     // MFA: one code per device, asked for before anything runs concurrently.
     let mut sessions = Sessions::default();
+    let auth_iam = match &auth {
+        Some(a) => Some(
+            super::auth::credentials(
+                a,
+                &args.mfa,
+                args.dry_run,
+                ui,
+                engine.connector,
+                &mut sessions,
+            )
+            .await,
+        ),
+        None => None,
+    };
+    let groups: Vec<KeyGroup> = match (&auth, &auth_iam, &args.user_name) {
+        (Some(a), Some(Ok((iam, _))), Some(user)) => {
+            super::auth::user_groups(
+                a,
+                iam,
+                user,
+                files,
+                settings,
+                &inventory.groups,
+                engine.connector,
+            )
+            .await
+        }
+        _ => inventory.groups.clone(),
+    };
     let mut group_sessions: Vec<Result<Option<Credentials>, String>> = Vec::new();
-    for group in &inventory.groups {
-        group_sessions.push(mfa_session(args, ui, engine.connector, group, &mut sessions).await);
+    let mut group_serials: Vec<Option<String>> = Vec::new();
+    for group in &groups {
+        match &auth_iam {
+            Some(result) => {
+                group_sessions.push(result.clone().map(|(c, _)| Some(c)));
+                group_serials.push(result.as_ref().ok().and_then(|(_, s)| s.clone()));
+            }
+            None => {
+                let (session, serial) =
+                    mfa_session(args, ui, engine.connector, group, &mut sessions).await;
+                group_sessions.push(session);
+                group_serials.push(serial);
+            }
+        }
     }
     let verdicts: Vec<Preflight> =
-        futures_util::stream::iter(inventory.groups.iter().zip(&group_sessions).map(
-            |(group, session)| {
-                let plan_options = &plan_options;
-                async move {
-                    match session {
-                        Ok(session) => {
-                            preflight(
-                                engine.connector,
-                                files,
-                                group,
-                                session.as_ref(),
-                                plan_options,
-                                now,
-                            )
-                            .await
-                        }
-                        Err(message) => Preflight::Failed {
-                            message: message.clone(),
-                            error: None,
-                        },
+        futures_util::stream::iter(groups.iter().zip(&group_sessions).map(|(group, session)| {
+            let plan_options = &plan_options;
+            let auth = auth.as_ref();
+            async move {
+                match session {
+                    Ok(session) => {
+                        preflight(
+                            engine.connector,
+                            files,
+                            group,
+                            session.as_ref(),
+                            auth.map(|a| (a, args.user_name.as_deref())),
+                            plan_options,
+                            now,
+                        )
+                        .await
                     }
+                    Err(message) => Preflight::Failed {
+                        message: message.clone(),
+                        error: None,
+                    },
                 }
-            },
-        ))
+            }
+        }))
         .buffered(args.concurrency as usize)
         .collect()
         .await;
 
     let mut reports: Vec<KeyReport> = Vec::new();
-    let mut jobs: Vec<(usize, &KeyGroup, KeyPlan, Option<Credentials>)> = Vec::new();
-    for ((group, verdict), session) in inventory.groups.iter().zip(verdicts).zip(&group_sessions) {
+    let mut jobs: Vec<JobSpec<'_>> = Vec::new();
+    for (((group, verdict), session), serial) in groups
+        .iter()
+        .zip(verdicts)
+        .zip(&group_sessions)
+        .zip(&group_serials)
+    {
         let mut report = KeyReport {
             access_key_id: mask_key_id(&group.key_id),
             profiles: group.holders.clone(),
@@ -341,6 +436,7 @@ async fn rotate<C: Connector>(
             deleted_inactive: None,
             age_days: None,
             changes: Vec::new(),
+            mfa_serial: serial.clone(),
             error: None,
         };
         match verdict {
@@ -350,8 +446,14 @@ async fn rotate<C: Connector>(
                 report.result = "planned";
                 report.old_key = Some(retire_word(plan.retire));
                 report.deleted_inactive = plan.delete_first.as_deref().map(mask_key_id);
-                report.changes = planned_changes(&files.borrow(), &group.key_id);
-                jobs.push((reports.len(), group, plan, session.clone().ok().flatten()));
+                report.changes = planned_changes(&files.borrow(), group);
+                jobs.push((
+                    reports.len(),
+                    group,
+                    plan,
+                    session.clone().ok().flatten(),
+                    serial.clone(),
+                ));
             }
             Preflight::NotDue { user, age_days } => {
                 report.user = Some(user);
@@ -412,24 +514,23 @@ async fn rotate<C: Connector>(
     }
 
     // Execute, several keys at a time.
-    let results: Vec<(usize, KeyOutcome)> =
-        futures_util::stream::iter(jobs.iter().map(|(index, group, plan, session)| async move {
+    let results: Vec<(usize, KeyOutcome)> = futures_util::stream::iter(jobs.iter().map(
+        |(index, group, plan, session, serial)| async move {
             let job = Job {
                 plan,
                 target: &group.target,
                 holders: &group.holders,
                 session: session.as_ref(),
-                mfa_serial: args
-                    .mfa
-                    .mfa_serial
-                    .as_deref()
-                    .or(group.mfa_serial.as_deref()),
+                mfa_serial: serial.as_deref(),
+                destination: &group.destination,
+                auth_profile: args.auth_profile.as_deref(),
             };
             (*index, engine.execute(job).await)
-        }))
-        .buffer_unordered(args.concurrency as usize)
-        .collect()
-        .await;
+        },
+    ))
+    .buffer_unordered(args.concurrency as usize)
+    .collect()
+    .await;
 
     let mut env_out = String::new();
     for (index, result) in results {
@@ -439,7 +540,7 @@ async fn rotate<C: Connector>(
             .find(|(i, ..)| *i == index)
             .map(|(_, g, ..)| *g)
             .expect("a job per result");
-        apply_outcome(report, group, result, &mut env_out);
+        apply_outcome(report, group, auth.as_ref(), result, &mut env_out);
     }
     let summary = summarise(&reports, &skipped);
     match settings.output {
@@ -490,15 +591,19 @@ fn confirm(args: &RotateArgs, ui: &Ui, question: &str) -> Result<(), Error> {
     }
 }
 
-/// The MFA session a key's IAM calls need, if any: from `--mfa-serial`, the profile's
-/// `mfa_serial`, or (`--mfa`) the user's only device. A dry run asks for no code.
+/// The MFA session a key's IAM calls need, if any, and its device: from `--mfa-serial`, the
+/// profile's `mfa_serial`, or (`--mfa`) the user's only device. A dry run asks for no code
+/// (the device is still returned, so the plan can say a code will be needed).
 async fn mfa_session<C: Connector>(
     args: &RotateArgs,
     ui: &Ui,
     connector: &C,
     group: &KeyGroup,
     sessions: &mut Sessions,
-) -> Result<Option<Credentials>, String> {
+) -> (Result<Option<Credentials>, String>, Option<String>) {
+    if group.problem.is_some() {
+        return (Ok(None), None);
+    }
     let mut serial = args
         .mfa
         .mfa_serial
@@ -506,26 +611,29 @@ async fn mfa_session<C: Connector>(
         .or_else(|| group.mfa_serial.clone());
     if serial.is_none() && args.mfa.mfa {
         let client = connector.connect(&group.target);
-        let (_, user) = inventory::identify(&client)
-            .await
-            .map_err(|e| e.to_string())?;
-        serial = Some(
-            super::mfa::pick_device(&client, &user, ui)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
+        let cx = advice::Context {
+            profiles: &group.holders,
+            key_id: &group.key_id,
+            signer: Signer::OldKey,
+        };
+        let user = match inventory::identify(&client).await {
+            Ok((_, user)) => user,
+            Err(InspectError::Aws(e)) => return (Err(advice::explain(&e, &cx)), None),
+            Err(e) => return (Err(e.to_string()), None),
+        };
+        match super::mfa::pick_device(&client, &user, ui).await {
+            Ok(found) => serial = Some(found),
+            Err(super::mfa::MfaError::Aws(e)) => return (Err(advice::explain(&e, &cx)), None),
+            Err(e) => return (Err(e.to_string()), None),
+        }
     }
     let Some(serial) = serial else {
-        return Ok(None);
+        return (Ok(None), None);
     };
     if args.dry_run && !args.mfa.requested() {
-        ui.note(&format!(
-            "{}: MFA will be needed ({serial})",
-            mask_key_id(&group.key_id)
-        ));
-        return Ok(None);
+        return (Ok(None), Some(serial));
     }
-    sessions
+    let session = sessions
         .get(connector, &group.target, &serial, &args.mfa, ui)
         .await
         .map(Some)
@@ -542,7 +650,8 @@ async fn mfa_session<C: Connector>(
                 )
             }
             other => other.to_string(),
-        })
+        });
+    (session, Some(serial))
 }
 
 async fn preflight<C: Connector>(
@@ -550,6 +659,7 @@ async fn preflight<C: Connector>(
     files: &RefCell<ProfileFiles>,
     group: &KeyGroup,
     session: Option<&Credentials>,
+    auth: Option<(&AuthProfile, Option<&str>)>,
     options: &PlanOptions,
     now: Timestamp,
 ) -> Preflight {
@@ -574,7 +684,17 @@ async fn preflight<C: Connector>(
         },
         None => group.target.clone(),
     });
-    let facts = match inventory::inspect(&client, &group.key_id).await {
+    let inspected = match auth {
+        Some((_, Some(user))) if group.destination != Destination::Holders => {
+            inventory::inspect_user(&client, user).await
+        }
+        Some((_, user)) => {
+            let own = connector.connect(&group.target);
+            inventory::inspect_as(&own, &client, &group.key_id, user).await
+        }
+        None => inventory::inspect(&client, &group.key_id).await,
+    };
+    let facts = match inspected {
         Ok(facts) => facts,
         Err(InspectError::Aws(e)) => {
             let cx = advice::Context {
@@ -582,7 +702,21 @@ async fn preflight<C: Connector>(
                 key_id: &group.key_id,
                 signer: Signer::OldKey,
             };
-            let message = advice::explain(&e, &cx);
+            // With --auth-profile only GetCallerIdentity (for a local key) uses the key itself.
+            let message = match auth {
+                Some((a, _))
+                    if e.action != crate::aws::Action::GetCallerIdentity
+                        || group.destination != Destination::Holders =>
+                {
+                    let signer = if session.is_some_and(|s| *s != a.target.credentials) {
+                        Signer::MfaSession
+                    } else {
+                        Signer::OldKey
+                    };
+                    a.explain(&e, signer)
+                }
+                _ => advice::explain(&e, &cx),
+            };
             return Preflight::Failed {
                 error: Some(ErrorJson::from_aws(&e, message.clone())),
                 message,
@@ -625,12 +759,23 @@ async fn preflight<C: Connector>(
     }
 }
 
-/// The file lines a rotation of `key_id` changes, described without secrets.
-fn planned_changes(files: &ProfileFiles, key_id: &str) -> Vec<String> {
-    let edit = KeyEdit::Replace {
-        old_key_id: key_id.to_string(),
-        new_key_id: "AKIA................".to_string(),
-        new_secret: crate::secret::Secret::new(""),
+/// The file lines a rotation of the group's key changes, described without secrets.
+fn planned_changes(files: &ProfileFiles, group: &KeyGroup) -> Vec<String> {
+    let placeholder = "AKIA................".to_string();
+    let edit = match &group.destination {
+        Destination::Holders => KeyEdit::Replace {
+            old_key_id: group.key_id.clone(),
+            new_key_id: placeholder,
+            new_secret: crate::secret::Secret::new(""),
+        },
+        Destination::Profile(profile) => KeyEdit::SetProfile {
+            profile: profile.clone(),
+            key_id: placeholder,
+            secret: crate::secret::Secret::new("x"),
+        },
+        Destination::Printed => {
+            return vec!["no file changes: the new key is printed (--output env)".to_string()];
+        }
     };
     match files.plan_edits(&[edit]) {
         Ok(changes) => changes.iter().map(|c| c.to_string()).collect(),
@@ -641,6 +786,7 @@ fn planned_changes(files: &ProfileFiles, key_id: &str) -> Vec<String> {
 fn apply_outcome(
     report: &mut KeyReport,
     group: &KeyGroup,
+    auth: Option<&AuthProfile>,
     result: KeyOutcome,
     env_out: &mut String,
 ) {
@@ -649,7 +795,16 @@ fn apply_outcome(
         key_id: &group.key_id,
         signer,
     };
+    let mfa_used = report.mfa_serial.is_some();
     let failure_json = |failure: &Failure| match failure {
+        // With --auth-profile, the "session" is that profile's credentials: name them.
+        Failure::Aws {
+            error,
+            signer: Signer::MfaSession,
+        } if auth.is_some() && !mfa_used => {
+            let auth = auth.expect("checked");
+            ErrorJson::from_aws(error, auth.explain(error, Signer::OldKey))
+        }
         Failure::Aws { error, signer } => {
             ErrorJson::from_aws(error, advice::explain(error, &cx(*signer)))
         }
@@ -779,6 +934,11 @@ fn render_plan(reports: &[KeyReport], skipped: &[Skipped], args: &RotateArgs) ->
                 if let Some(inactive) = &r.deleted_inactive {
                     out.push_str(&format!(
                         "           first delete the Inactive key {inactive} to make room\n"
+                    ));
+                }
+                if let Some(serial) = &r.mfa_serial {
+                    out.push_str(&format!(
+                        "           MFA needed: the IAM calls go through a session for {serial} (one code)\n"
                     ));
                 }
                 for c in &r.changes {

@@ -224,6 +224,9 @@ fn build_report(
                 (None, Some(Err(e @ InspectError::NotAnIamUser { .. }))) => {
                     error = Some(ErrorJson::other("NotAnIamUser", e.to_string()))
                 }
+                (None, Some(Err(e @ InspectError::OtherUser { .. }))) => {
+                    error = Some(ErrorJson::other("OtherUser", e.to_string()))
+                }
                 (None, None) => {}
             }
             if error.is_some() && first_time {

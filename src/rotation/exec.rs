@@ -7,7 +7,7 @@
 //! the new key has authenticated repeatedly and is saved in every file that held the old one.
 
 use super::clock::{Backoff, Cancel, Clock};
-use super::journal::{Endpoint, Journal, JournalError, JournalStore, Stage, VERSION};
+use super::journal::{Destination, Endpoint, Journal, JournalError, JournalStore, Stage, VERSION};
 use super::plan::{KeyPlan, Retire};
 use crate::aws::{AwsError, Connector, Credentials, ErrorKind, Iam, KeyStatus, Target};
 use crate::cli::advice::Signer;
@@ -179,6 +179,10 @@ pub struct Job<'a> {
     /// An MFA session for the IAM calls, when the account requires MFA.
     pub session: Option<&'a Credentials>,
     pub mfa_serial: Option<&'a str>,
+    /// Where the new key goes: the old key's holders, a named profile, or only printed.
+    pub destination: &'a Destination,
+    /// The profile whose credentials are `session` (`--auth-profile`), for the journal.
+    pub auth_profile: Option<&'a str>,
 }
 
 /// Everything a rotation needs from outside, injected.
@@ -236,6 +240,8 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 sts_endpoint: job.target.sts_endpoint.clone(),
             },
             mfa_serial: job.mfa_serial.map(str::to_string),
+            destination: job.destination.clone(),
+            auth_profile: job.auth_profile.map(str::to_string),
         }
     }
 
@@ -387,7 +393,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
 
         // Persist: every profile holding the old key, in both files, in one save per file.
         self.step(key, Step::Persist);
-        let saved = match self.persist(plan, &created.id, &created.secret) {
+        let saved = match self.persist_to(job.destination, plan, &created.id, &created.secret) {
             Ok(saved) => saved,
             Err(error) => {
                 return match self.restore_files(
@@ -563,10 +569,29 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         new_key_id: &str,
         new_secret: &Secret,
     ) -> Result<SaveReport, ProfileError> {
-        let edit = KeyEdit::Replace {
-            old_key_id: plan.old_key_id.clone(),
-            new_key_id: new_key_id.to_string(),
-            new_secret: new_secret.clone(),
+        self.persist_to(&Destination::Holders, plan, new_key_id, new_secret)
+    }
+
+    /// Write the new key where `destination` says (nothing to write when it is printed).
+    pub fn persist_to(
+        &self,
+        destination: &Destination,
+        plan: &KeyPlan,
+        new_key_id: &str,
+        new_secret: &Secret,
+    ) -> Result<SaveReport, ProfileError> {
+        let edit = match destination {
+            Destination::Holders => KeyEdit::Replace {
+                old_key_id: plan.old_key_id.clone(),
+                new_key_id: new_key_id.to_string(),
+                new_secret: new_secret.clone(),
+            },
+            Destination::Profile(profile) => KeyEdit::SetProfile {
+                profile: profile.clone(),
+                key_id: new_key_id.to_string(),
+                secret: new_secret.clone(),
+            },
+            Destination::Printed => return Ok(SaveReport { files: Vec::new() }),
         };
         self.files
             .borrow_mut()

@@ -64,6 +64,27 @@ pub struct Journal {
     pub new_secret: Option<Secret>,
     pub endpoint: Endpoint,
     pub mfa_serial: Option<String>,
+    /// Where the new key goes (absent in journals written before this field existed).
+    #[serde(default)]
+    pub destination: Destination,
+    /// The profile whose credentials made the IAM calls (`--auth-profile`), if not the old key.
+    #[serde(default)]
+    pub auth_profile: Option<String>,
+}
+
+/// Where a rotation writes the new key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Destination {
+    /// Every profile holding the old key (the usual case).
+    #[default]
+    Holders,
+    /// One named profile, created if missing (`--auth-profile` and `--user-name`, when no
+    /// local profile holds the user's key).
+    Profile(String),
+    /// Nowhere: printed at the end of the run (`--output env`); a journal left behind means
+    /// it was never printed, so recovery undoes it.
+    Printed,
 }
 
 pub const VERSION: u32 = 1;
@@ -290,6 +311,8 @@ mod tests {
                 sts_endpoint: None,
             },
             mfa_serial: None,
+            destination: Destination::Holders,
+            auth_profile: None,
         }
     }
 

@@ -11,7 +11,7 @@
 
 use super::clock::Clock;
 use super::exec::{Cleanup, Engine, Failure};
-use super::journal::{Journal, Stage};
+use super::journal::{Destination, Journal, Stage};
 use super::plan::{KeyPlan, Retire};
 use crate::aws::{AwsError, Connector, Credentials, Iam, KeyStatus, Target};
 use crate::cli::advice::Signer;
@@ -134,6 +134,14 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             .profiles_with_key(&journal.old_key_id)
             .is_empty();
 
+        // A key meant to be printed was never printed if its journal is still here: the only
+        // safe way on is to undo (the new secret reached no one).
+        let mode = if journal.destination == Destination::Printed {
+            Mode::Undo
+        } else {
+            mode
+        };
+        let writes_profile = matches!(journal.destination, Destination::Profile(_));
         match mode {
             Mode::Finish => {
                 if !files_have_new {
@@ -151,12 +159,13 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                         return self.done(journal, Recovered::Undone { deleted: vec![] });
                     }
                 }
-                if journal.stage < Stage::Persisted || files_have_old {
+                let to_profile = writes_profile && !files_have_new;
+                if journal.stage < Stage::Persisted || files_have_old || to_profile {
                     self.verify(&as_new, &journal.arn, &journal.old_key_id)
                         .await
                         .map_err(|f| RecoverError::Verify(Box::new(f)))?;
-                    if files_have_old {
-                        self.persist(&plan, &new_id, &new_secret)
+                    if files_have_old || to_profile {
+                        self.persist_to(&journal.destination, &plan, &new_id, &new_secret)
                             .map_err(|e| RecoverError::Files(Box::new(e)))?;
                     }
                 }
@@ -209,6 +218,14 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                             mask_key_id(&journal.old_key_id)
                         )));
                     }
+                }
+                if files_have_new && writes_profile {
+                    return Err(RecoverError::CannotUndo(format!(
+                        "the new key {} is already in profile {}, and the old key's secret was never on this \
+                         machine to put back; finish the rotation instead (`iam-keys recover`)",
+                        mask_key_id(&new_id),
+                        journal.profiles.join(", ")
+                    )));
                 }
                 if files_have_new {
                     let edit = KeyEdit::Replace {

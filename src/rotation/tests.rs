@@ -3,7 +3,7 @@
 
 use super::clock::{Cancel, FakeClock};
 use super::exec::{Cleanup, Engine, ExecOptions, Failure, Job, KeyOutcome, Step};
-use super::journal::{JournalStore, Stage};
+use super::journal::{Destination, JournalStore, Stage};
 use super::plan::{Decision, KeyPlan, PlanOptions, Retire, decide};
 use super::recover::{Mode, RecoverError, Recovered};
 use crate::aws::fake::{FakeConnector, FakeIam, Fault};
@@ -158,6 +158,8 @@ fn rotate(
         holders: &holders,
         session: None,
         mfa_serial: None,
+        destination: &Destination::Holders,
+        auth_profile: None,
     }));
     (outcome, steps.into_inner())
 }
@@ -409,6 +411,8 @@ fn a_failed_save_deletes_the_new_key_and_keeps_the_old_file() {
         holders: &holders,
         session: None,
         mfa_serial: None,
+        destination: &Destination::Holders,
+        auth_profile: None,
     }));
     assert!(
         matches!(
@@ -761,6 +765,8 @@ fn with_mfa_required_the_iam_calls_go_through_the_session_and_the_new_key_verifi
         holders: &holders,
         session: Some(&session),
         mfa_serial: Some("arn:aws:iam::123456789012:mfa/alice"),
+        destination: &Destination::Holders,
+        auth_profile: None,
     };
     let outcome = block(engine.execute(job));
     let new_id = new_key_of(&outcome);

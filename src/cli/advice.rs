@@ -46,9 +46,11 @@ pub fn explain(e: &AwsError, cx: &Context<'_>) -> String {
                 "the new key is not accepted by AWS yet (IAM propagates new keys with a delay); {profile} keeps key {key}"
             )
         }
-        ErrorKind::InvalidClientTokenId | ErrorKind::AuthFailure => {
-            "the MFA session was not accepted by AWS; run again and enter a fresh code".to_string()
-        }
+        ErrorKind::InvalidClientTokenId | ErrorKind::AuthFailure => format!(
+            "the MFA session signed for with key {key} of {profile} was not accepted by AWS for {}; \
+             run again and enter a fresh code",
+            e.action
+        ),
         ErrorKind::SignatureDoesNotMatch => format!(
             "the secret in {profile} does not belong to key {key}: check aws_secret_access_key (a copy-paste slip?) \
              and run again"
@@ -87,37 +89,41 @@ pub fn explain(e: &AwsError, cx: &Context<'_>) -> String {
             e.action
         ),
         ErrorKind::LimitExceeded if e.action == Action::CreateAccessKey => format!(
-            "the user of key {key} already has two access keys (the IAM limit); deactivate or delete the other \
-             one, or pass --delete-inactive when it is Inactive"
+            "the user of key {key} ({profile}) already has two access keys (the IAM limit); deactivate or \
+             delete the other one, or pass --delete-inactive when it is Inactive"
         ),
-        ErrorKind::LimitExceeded => format!("AWS refused {}: a limit was exceeded", e.action),
+        ErrorKind::LimitExceeded => format!(
+            "AWS refused {} for key {key} of {profile}: a limit was exceeded",
+            e.action
+        ),
         ErrorKind::NoSuchEntity => format!(
             "{} found no such user or key: the key or its user was deleted meanwhile (key {key})",
             e.action
         ),
         ErrorKind::Throttling => {
             format!(
-                "AWS kept throttling {} after retries; wait a minute and run again",
+                "AWS kept throttling {} for key {key} of {profile} after retries; wait a minute and run again",
                 e.action
             )
         }
         ErrorKind::ServiceUnavailable => {
             format!(
-                "AWS answered {} with a server error after retries; run again later",
+                "AWS answered {} for key {key} of {profile} with a server error after retries; run again later",
                 e.action
             )
         }
         ErrorKind::Network => format!(
-            "no answer from {} for {} after retries: check the network, HTTPS_PROXY/NO_PROXY, and any endpoint_url",
+            "no answer from {} for {} (key {key} of {profile}) after retries: check the network, \
+             HTTPS_PROXY/NO_PROXY, and any endpoint_url",
             e.endpoint.as_deref().unwrap_or("the AWS endpoint"),
             e.action
         ),
         ErrorKind::Timeout => format!(
-            "{} timed out at {} after retries: check the network and run again",
+            "{} timed out at {} (key {key} of {profile}) after retries: check the network and run again",
             e.action,
             e.endpoint.as_deref().unwrap_or("the AWS endpoint")
         ),
-        ErrorKind::Other => format!("{} failed for key {key}", e.action),
+        ErrorKind::Other => format!("{} failed for key {key} of {profile}", e.action),
     };
     format!("{what}{aws_says}")
 }

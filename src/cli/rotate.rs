@@ -700,7 +700,11 @@ async fn preflight<C: Connector>(
             let cx = advice::Context {
                 profiles: &group.holders,
                 key_id: &group.key_id,
-                signer: Signer::OldKey,
+                signer: if session.is_some() && auth.is_none() {
+                    Signer::MfaSession
+                } else {
+                    Signer::OldKey
+                },
             };
             // With --auth-profile only GetCallerIdentity (for a local key) uses the key itself.
             let message = match auth {

@@ -3,7 +3,10 @@
 
 mod support;
 
+mod auth_profile;
+mod errors;
 mod harness;
+mod mfa;
 mod policy;
 mod profiles_compat;
 mod rotate;

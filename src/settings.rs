@@ -229,6 +229,113 @@ mod tests {
         assert_eq!(partition_for_region("eu-west-1"), "aws");
     }
 
+    fn settings_without_flags() -> Settings {
+        Settings::resolve(
+            &GlobalArgs {
+                profiles: vec!["gov".into(), "china".into(), "plain".into()],
+                all: false,
+                credentials_file: Some("/nonexistent/credentials".into()),
+                config_file: Some("/nonexistent/config".into()),
+                region: None,
+                output: OutputFormat::Text,
+                no_color: true,
+                verbose: 0,
+            },
+            Env::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn govcloud_and_china_profiles_get_their_region_and_endpoints_with_no_flags() {
+        let settings = settings_without_flags();
+        let files = ProfileFiles::from_texts(
+            &settings.paths,
+            "[gov]\naws_access_key_id = AKIAGOV0000000000001\naws_secret_access_key = s1\n\
+             [china]\naws_access_key_id = AKIACHN0000000000001\naws_secret_access_key = s2\n\
+             [plain]\naws_access_key_id = AKIAPLN0000000000001\naws_secret_access_key = s3\n",
+            "[profile gov]\nregion = us-gov-west-1\n[profile china]\nregion = cn-north-1\n",
+        )
+        .unwrap();
+        let names = settings.selected_names(&files);
+        let inventory = crate::inventory::build(&files, &settings, &names);
+        let target = |key: &str| {
+            inventory
+                .groups
+                .iter()
+                .find(|g| g.key_id == key)
+                .map(|g| g.target.clone())
+                .unwrap()
+        };
+        let cases = [
+            (
+                "AKIAGOV0000000000001",
+                "us-gov-west-1",
+                "aws-us-gov",
+                "https://iam.us-gov.amazonaws.com",
+                "https://sts.us-gov-west-1.amazonaws.com",
+            ),
+            (
+                "AKIACHN0000000000001",
+                "cn-north-1",
+                "aws-cn",
+                "https://iam.cn-north-1.amazonaws.com.cn",
+                "https://sts.cn-north-1.amazonaws.com.cn",
+            ),
+            (
+                "AKIAPLN0000000000001",
+                "us-east-1",
+                "aws",
+                "https://iam.amazonaws.com",
+                "https://sts.us-east-1.amazonaws.com",
+            ),
+        ];
+        for (key, region, partition, iam, sts) in cases {
+            let t = target(key);
+            assert_eq!(t.region, region, "{key}");
+            assert_eq!(partition_for_region(&t.region), partition);
+            assert_eq!((&t.iam_endpoint, &t.sts_endpoint), (&None, &None));
+            let endpoints = crate::aws::sdk::Endpoints::for_target(&t);
+            assert_eq!(endpoints.iam.trim_end_matches('/'), iam, "{key}");
+            assert_eq!(endpoints.sts.trim_end_matches('/'), sts, "{key}");
+        }
+        let entry = |name: &str| {
+            inventory
+                .entries
+                .iter()
+                .find(|e| e.name == name)
+                .map(|e| e.region.clone())
+                .unwrap()
+        };
+        assert_eq!(entry("gov"), "us-gov-west-1");
+        assert_eq!(entry("china"), "cn-north-1");
+    }
+
+    #[test]
+    fn region_flag_and_environment_order() {
+        let mut settings = settings_without_flags();
+        let files = ProfileFiles::from_texts(
+            &settings.paths,
+            "",
+            "[profile gov]\nregion = us-gov-west-1\n",
+        )
+        .unwrap();
+        let gov = files.profile("gov");
+        settings.env = Env::from_pairs([("AWS_REGION", "eu-west-1")]);
+        assert_eq!(
+            settings.region_for(gov.as_ref()),
+            "us-gov-west-1",
+            "the profile first"
+        );
+        assert_eq!(settings.region_for(None), "eu-west-1");
+        settings.region = Some("cn-northwest-1".into());
+        assert_eq!(
+            settings.region_for(gov.as_ref()),
+            "cn-northwest-1",
+            "--region wins"
+        );
+    }
+
     #[test]
     fn empty_variables_count_as_unset() {
         let env = Env::from_pairs([("AWS_REGION", ""), ("AWS_DEFAULT_REGION", "eu-west-1")]);

@@ -4,6 +4,7 @@
 mod support;
 
 mod harness;
+mod invariants;
 mod policy;
 mod profiles_compat;
 mod rotate;

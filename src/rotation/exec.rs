@@ -191,6 +191,35 @@ pub enum KeyOutcome {
     },
 }
 
+impl KeyOutcome {
+    /// What the save did to the files that the user should be told, beyond the key change:
+    /// a mode tightened to 0600, an edit made meanwhile by another program that the new key
+    /// was written into. Carries no secret.
+    pub fn save_notes(&self) -> Vec<String> {
+        let KeyOutcome::Rotated { saved, .. } = self else {
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
+        for file in &saved.files {
+            if let Some((from, to)) = file.mode_tightened {
+                notes.push(format!(
+                    "{} {}: mode tightened from {from:04o} to {to:04o}, as it holds secret keys",
+                    file.kind,
+                    file.path.display()
+                ));
+            }
+            if file.reapplied_on_newer_content {
+                notes.push(format!(
+                    "{} {} was changed by another program during the rotation; the new key was written into its newer content",
+                    file.kind,
+                    file.path.display()
+                ));
+            }
+        }
+        notes
+    }
+}
+
 /// One key to rotate.
 pub struct Job<'a> {
     pub plan: &'a KeyPlan,

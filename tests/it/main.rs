@@ -3,6 +3,7 @@
 
 mod support;
 
+mod crash;
 mod harness;
 mod invariants;
 mod policy;

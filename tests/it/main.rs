@@ -4,6 +4,7 @@
 mod support;
 
 mod crash;
+mod faults;
 mod harness;
 mod invariants;
 mod policy;

@@ -5,6 +5,7 @@ mod support;
 
 mod crash;
 mod faults;
+mod files;
 mod harness;
 mod invariants;
 mod policy;

@@ -540,6 +540,9 @@ async fn rotate<C: Connector>(
             .find(|(i, ..)| *i == index)
             .map(|(_, g, ..)| *g)
             .expect("a job per result");
+        for note in result.save_notes() {
+            ui.note(&note);
+        }
         apply_outcome(report, group, auth.as_ref(), result, &mut env_out);
     }
     let summary = summarise(&reports, &skipped);

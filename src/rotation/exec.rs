@@ -99,8 +99,10 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Aws { error, .. } => write!(f, "{error}"),
-            Failure::Files(e) => write!(f, "{e}"),
-            Failure::Journal(e) => write!(f, "{e}"),
+            // These are the end of the line (shown as one message, not as an error chain):
+            // say why, too (`No space left on device`, `Operation not permitted`).
+            Failure::Files(e) => write_with_causes(f, e),
+            Failure::Journal(e) => write_with_causes(f, e),
             Failure::VerifyTimeout { waited, last } => {
                 write!(f, "the new key did not work within {}s", waited.as_secs())?;
                 if let Some(e) = last {
@@ -118,6 +120,25 @@ impl fmt::Display for Failure {
             Failure::Interrupted => write!(f, "interrupted"),
         }
     }
+}
+
+/// `error`, then each of its sources, as `error (cause: source: source)`.
+pub(super) fn write_with_causes(
+    f: &mut fmt::Formatter<'_>,
+    error: &dyn std::error::Error,
+) -> fmt::Result {
+    write!(f, "{error}")?;
+    let mut source = error.source();
+    let mut first = true;
+    while let Some(cause) = source {
+        write!(f, "{}{cause}", if first { " (cause: " } else { ": " })?;
+        first = false;
+        source = cause.source();
+    }
+    if !first {
+        write!(f, ")")?;
+    }
+    Ok(())
 }
 
 /// What happened to a new key after a failure.
@@ -168,6 +189,35 @@ pub enum KeyOutcome {
         failure: Failure,
         restore_error: ProfileError,
     },
+}
+
+impl KeyOutcome {
+    /// What the save did to the files that the user should be told, beyond the key change:
+    /// a mode tightened to 0600, an edit made meanwhile by another program that the new key
+    /// was written into. Carries no secret.
+    pub fn save_notes(&self) -> Vec<String> {
+        let KeyOutcome::Rotated { saved, .. } = self else {
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
+        for file in &saved.files {
+            if let Some((from, to)) = file.mode_tightened {
+                notes.push(format!(
+                    "{} {}: mode tightened from {from:04o} to {to:04o}, as it holds secret keys",
+                    file.kind,
+                    file.path.display()
+                ));
+            }
+            if file.reapplied_on_newer_content {
+                notes.push(format!(
+                    "{} {} was changed by another program during the rotation; the new key was written into its newer content",
+                    file.kind,
+                    file.path.display()
+                ));
+            }
+        }
+        notes
+    }
 }
 
 /// One key to rotate.

@@ -56,7 +56,7 @@ impl fmt::Display for RecoverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecoverError::Aws { error, .. } => write!(f, "{error}"),
-            RecoverError::Files(e) => write!(f, "{e}"),
+            RecoverError::Files(e) => super::exec::write_with_causes(f, e.as_ref()),
             RecoverError::Verify(e) => write!(f, "{e}"),
             RecoverError::CannotUndo(why) => write!(f, "{why}"),
             RecoverError::Cleanup(c) => write!(f, "could not clean up: {c:?}"),

@@ -4,8 +4,12 @@
 mod support;
 
 mod auth_profile;
+mod crash;
 mod errors;
+mod faults;
+mod files;
 mod harness;
+mod invariants;
 mod mfa;
 mod policy;
 mod profiles_compat;

@@ -20,11 +20,11 @@ const OTHER_SECRET: &str = "otherSecret/otherSecret+otherSecret/oth1";
 
 /// What a reader sees for one profile.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
-struct Seen {
-    key: Option<String>,
-    secret: Option<String>,
-    token: Option<String>,
-    region: Option<String>,
+pub(crate) struct Seen {
+    pub(crate) key: Option<String>,
+    pub(crate) secret: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 fn want(key: &str, secret: &str, region: Option<&str>) -> Seen {
@@ -54,7 +54,11 @@ print(json.dumps(out))
 "#;
 
 /// Read the profiles with botocore, in a scrubbed environment.
-fn botocore_reads(dir: &Path, paths: &FilePaths, profiles: &[&str]) -> BTreeMap<String, Seen> {
+pub(crate) fn botocore_reads(
+    dir: &Path,
+    paths: &FilePaths,
+    profiles: &[&str],
+) -> BTreeMap<String, Seen> {
     let python = crate::support::python::venv_python();
     let output = Command::new(&python)
         .arg("-c")
@@ -97,7 +101,7 @@ fn botocore_reads(dir: &Path, paths: &FilePaths, profiles: &[&str]) -> BTreeMap<
 
 /// Read the profiles with the Rust SDK's profile credential and region providers.
 #[allow(deprecated)] // aws-config re-exports aws-runtime's file list under a deprecated name
-fn sdk_reads(paths: &FilePaths, profiles: &[&str]) -> BTreeMap<String, Seen> {
+pub(crate) fn sdk_reads(paths: &FilePaths, profiles: &[&str]) -> BTreeMap<String, Seen> {
     use aws_config::meta::region::ProvideRegion;
     use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles as SdkFiles};
     use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};

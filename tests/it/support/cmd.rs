@@ -300,6 +300,24 @@ impl<'a> Cmd<'a> {
         child
     }
 
+    /// Starts it and reads both streams as they come, so a chatty child (`-vvv`,
+    /// `RUST_LOG=trace`) never blocks on a full pipe while a test holds it somewhere.
+    /// Collect with [`Running::finish`].
+    pub fn start(self) -> Running {
+        let timeout = self.timeout;
+        let label = self.label();
+        let mut child = self.spawn();
+        let out = reader(child.stdout.take());
+        let err = reader(child.stderr.take());
+        Running {
+            child,
+            label,
+            timeout,
+            out,
+            err,
+        }
+    }
+
     /// Runs it to the end (or to its deadline: then it is killed and the test fails).
     pub fn run(self) -> Run {
         let timeout = self.timeout;
@@ -324,18 +342,55 @@ pub fn finish(child: Child) -> Run {
     collect(child, DEFAULT_TIMEOUT, "iam-keys (spawned)".into())
 }
 
-fn collect(mut child: Child, timeout: Duration, label: String) -> Run {
-    fn reader(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut buf);
-            }
-            buf
-        })
+/// A child started with [`Cmd::start`], its output being read.
+pub struct Running {
+    child: Child,
+    label: String,
+    timeout: Duration,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the child");
+    }
+
+    /// Waits for it (killing it and failing the test after its deadline) and collects.
+    pub fn finish(self) -> Run {
+        wait_and_collect(self.child, self.out, self.err, self.timeout, self.label)
+    }
+}
+
+fn reader(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+fn collect(mut child: Child, timeout: Duration, label: String) -> Run {
     let out = reader(child.stdout.take());
     let err = reader(child.stderr.take());
+    wait_and_collect(child, out, err, timeout, label)
+}
+
+fn wait_and_collect(
+    mut child: Child,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+    timeout: Duration,
+    label: String,
+) -> Run {
     let deadline = Instant::now() + timeout;
     let (status, timed_out) = loop {
         match child.try_wait() {

@@ -247,6 +247,7 @@ struct State {
     records: Vec<Recorded>,
     held: usize,
     release_generation: u64,
+    discard_generation: u64,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -292,6 +293,7 @@ impl Shared {
         let deadline = Instant::now() + MAX_HOLD;
         let mut state = self.lock();
         let generation = state.release_generation;
+        let discards = state.discard_generation;
         state.held += 1;
         self.changed.notify_all();
         while state.release_generation == generation && !self.stopping() {
@@ -306,8 +308,9 @@ impl Shared {
                 .0;
         }
         state.held -= 1;
+        let discarded = state.discard_generation != discards;
         self.changed.notify_all();
-        !self.stopping()
+        !self.stopping() && !discarded
     }
 
     fn set_status(&self, index: usize, status: u16) {
@@ -439,6 +442,17 @@ impl FaultProxy {
                 .0;
         }
         true
+    }
+
+    /// Drops everything held now: a request held before moto never reaches it, a held
+    /// answer is never delivered; the connections are closed. The proxy keeps serving new
+    /// requests (by the rules left). For crash tests: what was in flight when the client was
+    /// killed must not land later, while a recovery run uses the same endpoint.
+    pub fn discard_held(&self) {
+        let mut state = self.shared.lock();
+        state.discard_generation += 1;
+        state.release_generation += 1;
+        self.shared.changed.notify_all();
     }
 
     /// Lets everything held now go on (requests are forwarded, answers delivered). Rules that

@@ -1,0 +1,349 @@
+//! The fault matrix (issue 6): every AWS call `iam-keys rotate` makes × every fault kind ×
+//! the attempt counts that matter (once: a retry should absorb it; forever: the retry budget
+//! is spent), through the fault proxy, one user and sandbox per case, cases in parallel.
+//!
+//! For each case: the invariants of [`crate::invariants`] hold; the exit code and the
+//! message fit what happened (0 and "1 rotated" when a retry absorbed the fault; 1, "1
+//! failed" and the files byte for byte as before, the user with only the old key, when it
+//! failed before the files were written; 3 and "rotated, but the old key … is still active"
+//! when retiring failed, and then `recover` finishes it); nothing is retried forever (every
+//! run ends within its deadline, and the faulted call was attempted a bounded number of
+//! times, reported in the table). Every run is at `-vvv` with `RUST_LOG=trace` and no secret
+//! may appear in its output.
+//!
+//! The call rows: GetCallerIdentity is split by signer, since it is both a preflight call
+//! (the old key) and the verification call (the new key); DeleteAccessKey is the retire call
+//! of `rotate --delete` (its make-room use is in the crash matrix).
+
+use crate::invariants::{self, Case, Retired};
+use crate::support::cmd::{Run, Sandbox};
+use crate::support::moto::moto;
+use crate::support::proxy::{FaultProxy, KeyMatch, Rule};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Call {
+    /// Preflight, signed with the old key.
+    GetCallerIdentityOld,
+    ListAccessKeys,
+    GetAccessKeyLastUsed,
+    CreateAccessKey,
+    /// Verification, signed with the new key.
+    GetCallerIdentityNew,
+    /// Retire (default).
+    UpdateAccessKey,
+    /// Retire with `--delete`.
+    DeleteAccessKey,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    E500,
+    E503,
+    Throttling,
+    InvalidClientTokenId,
+    Forbidden403NoCode,
+    Reset,
+    Delay,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Count {
+    Once,
+    Forever,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Want {
+    /// Exit 0: rotated, the fault absorbed by a retry.
+    Rotated,
+    /// Exit 1: failed before the files were written; nothing changed.
+    Unchanged,
+    /// Exit 3: the new key is in the files, the old one still Active; `recover` finishes.
+    Partial,
+}
+
+const CALLS: [Call; 7] = [
+    Call::GetCallerIdentityOld,
+    Call::ListAccessKeys,
+    Call::GetAccessKeyLastUsed,
+    Call::CreateAccessKey,
+    Call::GetCallerIdentityNew,
+    Call::UpdateAccessKey,
+    Call::DeleteAccessKey,
+];
+
+const KINDS: [Kind; 7] = [
+    Kind::E500,
+    Kind::E503,
+    Kind::Throttling,
+    Kind::InvalidClientTokenId,
+    Kind::Forbidden403NoCode,
+    Kind::Reset,
+    Kind::Delay,
+];
+
+/// The longest one case's rotation may take (it is killed and the case fails after).
+const RUN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// More attempts than this at one call is "retrying forever".
+const MAX_ATTEMPTS: u32 = 40;
+
+impl Call {
+    fn action(self) -> &'static str {
+        match self {
+            Call::GetCallerIdentityOld | Call::GetCallerIdentityNew => "GetCallerIdentity",
+            Call::ListAccessKeys => "ListAccessKeys",
+            Call::GetAccessKeyLastUsed => "GetAccessKeyLastUsed",
+            Call::CreateAccessKey => "CreateAccessKey",
+            Call::UpdateAccessKey => "UpdateAccessKey",
+            Call::DeleteAccessKey => "DeleteAccessKey",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Call::GetCallerIdentityOld => "GetCallerIdentity (old key, preflight)",
+            Call::GetCallerIdentityNew => "GetCallerIdentity (new key, verify)",
+            Call::DeleteAccessKey => "DeleteAccessKey (retire, --delete)",
+            Call::UpdateAccessKey => "UpdateAccessKey (retire)",
+            other => other.action(),
+        }
+    }
+
+    fn keys(self, old: &str) -> KeyMatch {
+        match self {
+            Call::GetCallerIdentityOld => KeyMatch::Is(old.to_string()),
+            Call::GetCallerIdentityNew => KeyMatch::IsNot(old.to_string()),
+            _ => KeyMatch::Any,
+        }
+    }
+}
+
+impl Kind {
+    fn rule(self, action: &str) -> Rule {
+        match self {
+            Kind::E500 => Rule::error(action, 500, "InternalFailure", "internal error"),
+            Kind::E503 => Rule::error(action, 503, "ServiceUnavailable", "unavailable"),
+            Kind::Throttling => Rule::throttle(action),
+            Kind::InvalidClientTokenId => Rule::error(
+                action,
+                403,
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            ),
+            Kind::Forbidden403NoCode => Rule::error(
+                action,
+                403,
+                None,
+                "The security token included in the request is invalid.",
+            ),
+            Kind::Reset => Rule::reset(action),
+            Kind::Delay => Rule::delay(action, Duration::from_millis(700)),
+        }
+    }
+
+    fn transient(self) -> bool {
+        matches!(
+            self,
+            Kind::E500 | Kind::E503 | Kind::Throttling | Kind::Reset
+        )
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::E500 => "500 InternalFailure",
+            Kind::E503 => "503 ServiceUnavailable",
+            Kind::Throttling => "400 Throttling",
+            Kind::InvalidClientTokenId => "403 InvalidClientTokenId",
+            Kind::Forbidden403NoCode => "403, no code",
+            Kind::Reset => "connection reset",
+            Kind::Delay => "delay 700 ms",
+        }
+    }
+}
+
+/// What the protocol promises for this fault.
+fn expected(call: Call, kind: Kind, count: Count) -> Want {
+    if kind == Kind::Delay || (kind.transient() && count == Count::Once) {
+        // Delays are within the attempt timeout; the SDK retries transient errors.
+        return Want::Rotated;
+    }
+    match call {
+        Call::GetCallerIdentityOld | Call::ListAccessKeys | Call::CreateAccessKey => {
+            Want::Unchanged
+        }
+        // Last use is informational: only an auth failure (the key itself refused) stops.
+        Call::GetAccessKeyLastUsed if kind.transient() => Want::Rotated,
+        Call::GetAccessKeyLastUsed => Want::Unchanged,
+        // Verification waits for the new key (auth failures are propagation) within the
+        // verify timeout; then the new key is deleted.
+        Call::GetCallerIdentityNew if count == Count::Once => Want::Rotated,
+        Call::GetCallerIdentityNew => Want::Unchanged,
+        // Retiring is retried within the verify timeout; then it is a partial rotation.
+        Call::UpdateAccessKey | Call::DeleteAccessKey if count == Count::Once => Want::Rotated,
+        Call::UpdateAccessKey | Call::DeleteAccessKey => Want::Partial,
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    call: Call,
+    kind: Kind,
+    count: Count,
+}
+
+fn run_case(item: &Item) -> String {
+    let m = moto();
+    let name = format!("{:?} × {:?} × {:?}", item.call, item.kind, item.count);
+    let want = expected(item.call, item.kind, item.count);
+    let user = m.unique("fault");
+    m.create_user(&user);
+    let (old_id, old_secret) = m.create_key(&user);
+    let sandbox = Sandbox::new();
+    sandbox.write_credentials(&format!(
+        "[default]\naws_access_key_id = {old_id}\naws_secret_access_key = {old_secret}\n"
+    ));
+    sandbox.write_config("[default]\nregion = us-east-1\n");
+    let before = (sandbox.read_credentials(), sandbox.read_config());
+    let case = Case {
+        name: name.clone(),
+        sandbox: &sandbox,
+        user: user.clone(),
+        old_id: old_id.clone(),
+        old_secret: old_secret.clone(),
+        profiles: vec!["default".into()],
+        others: Vec::new(),
+        extra_secrets: Vec::new(),
+    };
+
+    let proxy = FaultProxy::start(&m.endpoint);
+    let rule = item
+        .kind
+        .rule(item.call.action())
+        .key(item.call.keys(&old_id));
+    let rule = match item.count {
+        Count::Once => rule.times(1),
+        Count::Forever => rule.forever(),
+    };
+    let id = proxy.add_rule(rule);
+    let delete = item.call == Call::DeleteAccessKey;
+    let mut args = vec!["rotate", "--yes", "--verify-timeout", "3s", "-vvv"];
+    if delete {
+        args.push("--delete");
+    }
+    let started = Instant::now();
+    let run = sandbox
+        .cmd(&args)
+        .env("RUST_LOG", "trace")
+        .endpoint(&proxy.endpoint)
+        .timeout(RUN_DEADLINE)
+        .run();
+    let elapsed = started.elapsed();
+    let fired = proxy.fired(id);
+    let attempts = proxy.count(item.call.action());
+    assert!(fired >= 1, "{name}: the fault never fired\n{run}");
+    assert!(
+        fired <= MAX_ATTEMPTS,
+        "{name}: the faulted call was attempted {fired} times\n{run}"
+    );
+    let retired = if delete {
+        Retired::Deleted
+    } else {
+        Retired::Inactive
+    };
+    let mut runs: Vec<Run> = vec![run.clone()];
+    let observed = match want {
+        Want::Rotated => {
+            run.assert_code(0).assert_stdout_contains("1 rotated");
+            invariants::converged(&case, &[&run], retired);
+            "0, rotated".to_string()
+        }
+        Want::Unchanged => {
+            run.assert_code(1).assert_stdout_contains("1 failed");
+            match item.call {
+                Call::CreateAccessKey => {
+                    run.assert_stdout_contains("creating the new key failed");
+                }
+                Call::GetCallerIdentityNew => {
+                    run.assert_stdout_contains("verifying the new key failed")
+                        .assert_stdout_contains("was deleted again, files unchanged");
+                }
+                _ => {}
+            }
+            assert!(
+                (sandbox.read_credentials(), sandbox.read_config()) == before,
+                "{name}: the files changed"
+            );
+            invariants::restored(
+                &case,
+                &[&run],
+                &[(old_id.clone(), "Active".to_string())],
+                false,
+            );
+            "1, nothing changed".to_string()
+        }
+        Want::Partial => {
+            run.assert_code(3)
+                .assert_stdout_contains("rotated, but the old key")
+                .assert_stdout_contains("iam-keys recover");
+            let obs = invariants::check(&case, &[&run], true);
+            assert_eq!(obs.stages, vec!["persisted".to_string()], "{name}");
+            assert!(
+                obs.held["default"] != old_id,
+                "{name}: the files hold the new key"
+            );
+            assert!(
+                obs.iam.contains(&(old_id.clone(), "Active".to_string())),
+                "{name}: the old key is still Active"
+            );
+            proxy.clear_rules();
+            let recovered = sandbox
+                .cmd(&["recover", "--yes", "-vvv"])
+                .env("RUST_LOG", "trace")
+                .endpoint(&proxy.endpoint)
+                .timeout(RUN_DEADLINE)
+                .run();
+            recovered.assert_code(0).assert_stdout_contains("finished");
+            runs.push(recovered);
+            let refs: Vec<&Run> = runs.iter().collect();
+            invariants::converged(&case, &refs, retired);
+            "3, partial; recover → 0".to_string()
+        }
+    };
+    assert!(elapsed < RUN_DEADLINE, "{name}: took {elapsed:?}\n{run}");
+    format!(
+        "| {} | {} | {:?} | {:?} | {} | {fired} | {attempts} | {:.1} s |",
+        item.call.label(),
+        item.kind.label(),
+        item.count,
+        want,
+        observed,
+        elapsed.as_secs_f64()
+    )
+}
+
+#[test]
+fn fault_matrix() {
+    let mut items = Vec::new();
+    for call in CALLS {
+        for kind in KINDS {
+            for count in [Count::Once, Count::Forever] {
+                items.push(Item { call, kind, count });
+            }
+        }
+    }
+    let started = Instant::now();
+    let rows = invariants::run_parallel(
+        &items,
+        8,
+        |i| format!("{:?} × {:?} × {:?}", i.call, i.kind, i.count),
+        run_case,
+    );
+    eprintln!(
+        "| call | fault | times | expected | observed (exit, state) | injected | requests of that action | wall |\n|---|---|---|---|---|---|---|---|\n{}\n{} cases in {:.0} s",
+        rows.join("\n"),
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -363,6 +363,7 @@ impl Document {
         for c in self.continuations(idx).into_iter().rev() {
             self.lines.remove(c);
         }
+        let dominant = self.dominant_ending();
         let line = &mut self.lines[idx];
         let mut text = String::with_capacity(line.text.len() + value.len());
         text.push_str(&line.text[..value_start]);
@@ -372,11 +373,19 @@ impl Document {
         text.push_str(value);
         let moved = match comment {
             Some(at) => {
-                let comment_line = Line {
+                // The comment line always needs an ending, even above a last line without.
+                let mut comment_line = Line {
                     text: line.text[at..].to_string(),
-                    ending: line.ending,
+                    ending: match line.ending {
+                        LineEnding::None => dominant,
+                        e => e,
+                    },
                     kind: LineKind::Comment,
                 };
+                if comment_line.ending == LineEnding::Lf && comment_line.text.ends_with('\r') {
+                    comment_line.text.pop();
+                    comment_line.ending = LineEnding::CrLf;
+                }
                 line.text = text;
                 line.kind = property_kind(&line.text);
                 self.lines.insert(idx, comment_line);
@@ -405,10 +414,14 @@ impl Document {
             self.lines.remove(c);
         }
         self.lines.remove(idx);
-        // Removing the file's last line must not leave the one before without its state of
-        // "no final newline" changed: if the removed line had no ending, neither does the
-        // new last line.
-        if last_ending == LineEnding::None && idx == self.lines.len() && idx > 0 {
+        // Removing the file's last line keeps the file's "no final newline" state: if the
+        // removed line had no ending, neither does the new last line, unless that line is
+        // empty (it would vanish; it keeps its ending and the file ends with a blank line).
+        if last_ending == LineEnding::None
+            && idx == self.lines.len()
+            && idx > 0
+            && !self.lines[idx - 1].text.is_empty()
+        {
             self.lines[idx - 1].ending = LineEnding::None;
         }
         self.reclassify_if_continued(idx);
@@ -432,7 +445,8 @@ impl Document {
             LineEnding::None => {
                 // The file has no final newline: give the old last line one and keep the
                 // file's "no final newline" state on the new last line.
-                self.lines[after].ending = self.dominant_ending();
+                let e = self.dominant_ending();
+                self.end_line(after, e);
                 LineEnding::None
             }
             e => e,
@@ -453,10 +467,10 @@ impl Document {
     /// final newline gets one first. Returns the index of the header line.
     pub fn append_section(&mut self, header: &str, properties: &[(&str, &str)]) -> usize {
         let ending = self.dominant_ending();
-        if let Some(last) = self.lines.last_mut()
-            && last.ending == LineEnding::None
+        if let Some(last) = self.lines.len().checked_sub(1)
+            && self.lines[last].ending == LineEnding::None
         {
-            last.ending = ending;
+            self.end_line(last, ending);
         }
         let needs_blank = self
             .lines
@@ -485,6 +499,20 @@ impl Document {
             });
         }
         header_idx
+    }
+
+    /// Give line `idx` (the last line, which has none) a line ending. A text ending in a lone
+    /// `\r` then ends in `\r\n`: the line is stored as what those bytes now mean (a CRLF
+    /// line) and the file is classified again, so the model always equals a fresh parse of
+    /// its rendering.
+    fn end_line(&mut self, idx: usize, ending: LineEnding) {
+        let line = &mut self.lines[idx];
+        line.ending = ending;
+        if ending == LineEnding::Lf && line.text.ends_with('\r') {
+            line.text.pop();
+            line.ending = LineEnding::CrLf;
+            self.classify();
+        }
     }
 
     /// The text between a property's key and its value (` = `, `=`, `\t= `...).

@@ -484,6 +484,15 @@ pub(super) fn file_warnings(f: &FileView, out: &mut Vec<Diagnostic>) {
         }
     }
     for (i, line) in doc.lines().iter().enumerate() {
+        if line.text().contains('\r') {
+            out.push(diag(
+                f,
+                i + 1,
+                "a carriage return not followed by a line feed: the AWS CLI reads it as a line \
+                 break, the AWS SDKs do not; save the file with LF or CRLF line endings"
+                    .to_string(),
+            ));
+        }
         match line.kind() {
             LineKind::Property {
                 key,

@@ -22,6 +22,7 @@
 //! | an indented `  # note` after a property | part of that property's value | a comment | read as the SDK; warning |
 //! | a key in both files for one profile | the credentials file wins, key by key | the credentials file's key pair wins, or the config file's | read as the SDK; a rotation edits every line holding the old key, in both files |
 //! | a key id in one file and its secret in the other | merged | not found | read as the SDK; warning; an edit replaces the secret where it is |
+//! | a carriage return not followed by a line feed | part of the line | a line break | read as the SDK; warning |
 //! | UTF-8 byte order mark, a malformed line | error | error | error naming the file and line; nothing is written |
 //!
 //! # Kinds of profile
@@ -640,13 +641,16 @@ impl ProfileFiles {
             edit::validate(e)?;
         }
         let planned = self.plan(edits)?;
+        // Edits re-applied to a file changed on disk see the other file as it was loaded,
+        // like the first plan did.
+        let before = self.clone();
         let mut report = SaveReport::default();
         let mut saved: Vec<PathBuf> = Vec::new();
         for kind in [FileKind::Credentials, FileKind::Config] {
             let Some(plan) = planned.iter().find(|p| p.kind == kind) else {
                 continue;
             };
-            let file = self.save_one(plan, edits, opts, &saved)?;
+            let file = self.save_one(plan, before.other(kind), edits, opts, &saved)?;
             saved.push(file.path.clone());
             report.files.push(file);
         }
@@ -704,6 +708,7 @@ impl ProfileFiles {
     fn save_one(
         &mut self,
         plan: &edit::FilePlan,
+        other: &FileView,
         edits: &[KeyEdit],
         opts: &SaveOptions,
         saved: &[PathBuf],
@@ -732,11 +737,11 @@ impl ProfileFiles {
         let (base, plan) = if reapplied {
             let fresh = parse_file(kind, &loaded.path, existed, current.clone())?;
             for e in edits {
-                for name in edit::touched_profiles([&fresh, self.other(kind)], e) {
+                for name in edit::touched_profiles([&fresh, other], e) {
                     edit::check_editable(&fresh, &name)?;
                 }
             }
-            let fresh_plan = edit::plan_file(&fresh, self.other(kind), edits);
+            let fresh_plan = edit::plan_file(&fresh, other, edits);
             if let Some(key_id) = edit::lost_edit(plan, &fresh_plan, edits) {
                 return Err(ProfileError::ChangedOnDisk {
                     kind,

@@ -136,15 +136,27 @@ fn rotate(
     options: &ExecOptions,
     cancel: &Cancel,
 ) -> (KeyOutcome, Vec<Step>) {
+    execute(world, &world.files(), plan, options, cancel, None)
+}
+
+/// Run one rotation of the world's `dev` key on the given files (loaded earlier, when a test
+/// changes the disk under them), optionally through an MFA session.
+fn execute(
+    world: &World,
+    files: &RefCell<ProfileFiles>,
+    plan: &KeyPlan,
+    options: &ExecOptions,
+    cancel: &Cancel,
+    session: Option<&Credentials>,
+) -> (KeyOutcome, Vec<Step>) {
     let connector = FakeConnector::new(&world.iam);
-    let files = world.files();
     let journal = world.journal();
     let steps = RefCell::new(Vec::new());
     let progress = |_: &str, s: Step| steps.borrow_mut().push(s);
     let engine = Engine {
         connector: &connector,
         clock: &world.clock,
-        files: &files,
+        files,
         journal: &journal,
         options,
         cancel,
@@ -156,8 +168,8 @@ fn rotate(
         plan,
         target: &target,
         holders: &holders,
-        session: None,
-        mfa_serial: None,
+        session,
+        mfa_serial: session.map(|_| "arn:aws:iam::123456789012:mfa/alice"),
         destination: &Destination::Holders,
         auth_profile: None,
     }));
@@ -384,36 +396,20 @@ fn a_failed_save_deletes_the_new_key_and_keeps_the_old_file() {
     let world = World::simple();
     let before = world.credentials_text();
     let plan = world.plan(PlanOptions::default());
-    let connector = FakeConnector::new(&world.iam);
     let files = world.files();
     // Replace the credentials file by a directory after it was read: the save must fail.
     let saved_copy = world.dir.path().join("saved");
     std::fs::rename(&world.paths.credentials, &saved_copy).unwrap();
     std::fs::create_dir(&world.paths.credentials).unwrap();
     let journal = world.journal();
-    let options = ExecOptions::default();
-    let cancel = Cancel::default();
-    let progress = |_: &str, _: Step| {};
-    let engine = Engine {
-        connector: &connector,
-        clock: &world.clock,
-        files: &files,
-        journal: &journal,
-        options: &options,
-        cancel: &cancel,
-        progress: &progress,
-    };
-    let target = world.target();
-    let holders = vec!["dev".to_string()];
-    let outcome = block(engine.execute(Job {
-        plan: &plan,
-        target: &target,
-        holders: &holders,
-        session: None,
-        mfa_serial: None,
-        destination: &Destination::Holders,
-        auth_profile: None,
-    }));
+    let (outcome, _) = execute(
+        &world,
+        &files,
+        &plan,
+        &ExecOptions::default(),
+        &Cancel::default(),
+        None,
+    );
     assert!(
         matches!(
             &outcome,
@@ -742,33 +738,14 @@ fn with_mfa_required_the_iam_calls_go_through_the_session_and_the_new_key_verifi
     }
 
     // With it, one session serves create and retire; the new key verifies with its own key.
-    let connector = FakeConnector::new(&world.iam);
-    let files = world.files();
-    let journal = world.journal();
-    let options = ExecOptions::default();
-    let cancel = Cancel::default();
-    let progress = |_: &str, _: Step| {};
-    let engine = Engine {
-        connector: &connector,
-        clock: &world.clock,
-        files: &files,
-        journal: &journal,
-        options: &options,
-        cancel: &cancel,
-        progress: &progress,
-    };
-    let target = world.target();
-    let holders = vec!["dev".to_string()];
-    let job = Job {
-        plan: &plan,
-        target: &target,
-        holders: &holders,
-        session: Some(&session),
-        mfa_serial: Some("arn:aws:iam::123456789012:mfa/alice"),
-        destination: &Destination::Holders,
-        auth_profile: None,
-    };
-    let outcome = block(engine.execute(job));
+    let (outcome, _) = execute(
+        &world,
+        &world.files(),
+        &plan,
+        &ExecOptions::default(),
+        &Cancel::default(),
+        Some(&session),
+    );
     let new_id = new_key_of(&outcome);
     assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
     let calls = world.iam.calls();

@@ -413,7 +413,10 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         let new_client = self
             .connector
             .connect(&with_credentials(job.target, new_credentials));
-        if let Err(failure) = self.verify(&new_client, &plan.arn, key).await {
+        if let Err(failure) = self
+            .verify(&new_client, &plan.account, &plan.user, key)
+            .await
+        {
             let cleanup = self.delete_new_key(&iam, plan, &created.id).await;
             if !matches!(cleanup, Cleanup::NewKeyLeft { .. }) {
                 let _ = self.journal.remove(key);
@@ -519,10 +522,13 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
 
     /// Call with the new key until it authenticates as `expected_arn` several times in a
     /// row, with bounded exponential backoff between failures.
+    /// The user is compared by account and name, not by the whole ARN, so a user with an
+    /// IAM path (`user/team/alice`) matches a plan that knows only `alice`.
     pub async fn verify(
         &self,
         client: &C::Client,
-        expected_arn: &str,
+        account: &str,
+        user: &str,
         key: &str,
     ) -> Result<(), Failure> {
         let start = self.clock.now();
@@ -538,7 +544,10 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 return Err(Failure::Interrupted);
             }
             let rejection = match client.caller_identity().await {
-                Ok(identity) if identity.arn == expected_arn => {
+                Ok(identity)
+                    if identity.account == account
+                        && identity.user_name().as_deref() == Some(user) =>
+                {
                     streak += 1;
                     if streak >= self.options.verify_successes {
                         return Ok(());

@@ -161,9 +161,14 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 }
                 let to_profile = writes_profile && !files_have_new;
                 if journal.stage < Stage::Persisted || files_have_old || to_profile {
-                    self.verify(&as_new, &journal.arn, &journal.old_key_id)
-                        .await
-                        .map_err(|f| RecoverError::Verify(Box::new(f)))?;
+                    self.verify(
+                        &as_new,
+                        &journal.account,
+                        &journal.user,
+                        &journal.old_key_id,
+                    )
+                    .await
+                    .map_err(|f| RecoverError::Verify(Box::new(f)))?;
                     if files_have_old || to_profile {
                         self.persist_to(&journal.destination, &plan, &new_id, &new_secret)
                             .map_err(|e| RecoverError::Files(Box::new(e)))?;

@@ -771,3 +771,32 @@ fn with_mfa_required_the_iam_calls_go_through_the_session_and_the_new_key_verifi
     );
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
 }
+
+#[test]
+fn verification_matches_the_user_by_account_and_name_not_the_whole_arn() {
+    // An administrator's plan may know the user only by name; IAM answers with the user's
+    // path in the ARN. Same account and name: the same user.
+    let world = World::simple();
+    let mut plan = world.plan(PlanOptions::default());
+    plan.arn = "arn:aws:iam::123456789012:user/team/ops/alice".into();
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+
+    // Another account's user of the same name is someone else: refused, key deleted.
+    let world = World::simple();
+    let mut plan = world.plan(PlanOptions::default());
+    plan.account = "999999999999".into();
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(
+        matches!(
+            &outcome,
+            KeyOutcome::Failed {
+                step: Step::Verify,
+                failure: Failure::WrongIdentity { .. },
+                cleanup: Cleanup::NewKeyDeleted(_),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+}

@@ -323,7 +323,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         self.step(key, Step::Journal);
         let started = crate::cli::render::rfc3339(self.clock.now());
         let mut journal = self.journal_for(&job, &started);
-        if let Err(e) = self.journal.write(&journal) {
+        if let Err(e) = self.journal.start(&journal) {
             return failed(
                 Step::Journal,
                 Failure::Journal(e),

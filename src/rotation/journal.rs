@@ -122,6 +122,11 @@ mod optional_secret_field {
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error(
+        "an interrupted rotation of this key is recorded in {path}; nothing was changed. Run `iam-keys recover` \
+         (or `iam-keys recover --undo`) first"
+    )]
+    Pending { path: PathBuf },
+    #[error(
         "cannot write the recovery journal {path}; nothing was changed. Check that the directory is writable"
     )]
     Write {
@@ -193,6 +198,17 @@ impl JournalStore {
         tmp.persist(&path).map_err(|e| err(e.error))?;
         sync_dir(&self.dir).map_err(err)?;
         Ok(())
+    }
+
+    /// Start a rotation's journal: like [`JournalStore::write`], but refused when one is
+    /// already there, so an unfinished rotation's record (perhaps the only copy of a new
+    /// key's secret) is never overwritten.
+    pub fn start(&self, journal: &Journal) -> Result<(), JournalError> {
+        let path = self.path_for(&journal.old_key_id);
+        if path.exists() {
+            return Err(JournalError::Pending { path });
+        }
+        self.write(journal)
     }
 
     /// Remove a finished rotation's journal.
@@ -345,6 +361,25 @@ mod tests {
         );
         store.remove(&journal.old_key_id).unwrap();
         assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_new_rotation_never_overwrites_a_pending_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JournalStore::beside(&dir.path().join("credentials"));
+        let pending = sample();
+        store.write(&pending).unwrap();
+        let mut fresh = sample();
+        fresh.stage = Stage::Intent;
+        fresh.new_key_id = None;
+        fresh.new_secret = None;
+        let err = store.start(&fresh).unwrap_err();
+        assert!(matches!(err, JournalError::Pending { .. }), "{err}");
+        assert_eq!(
+            store.list().unwrap(),
+            vec![pending],
+            "the pending journal is untouched"
+        );
     }
 
     #[test]

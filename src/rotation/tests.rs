@@ -800,3 +800,33 @@ fn verification_matches_the_user_by_account_and_name_not_the_whole_arn() {
         "{outcome:?}"
     );
 }
+
+#[test]
+fn a_key_with_an_unfinished_rotation_is_not_rotated_again() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    let new_id = interrupted_at(&world, Stage::Created).unwrap();
+    let before = world.journal().list().unwrap();
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(
+        matches!(
+            &outcome,
+            KeyOutcome::Failed {
+                step: Step::Journal,
+                failure: Failure::Journal(super::journal::JournalError::Pending { .. }),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        world.journal().list().unwrap(),
+        before,
+        "the pending record is kept"
+    );
+    assert_eq!(
+        world.key_status(&new_id),
+        Some(KeyStatus::Active),
+        "its key is left for recover"
+    );
+}

@@ -9,6 +9,8 @@ pub struct Context<'a> {
     /// The profiles holding the key (or the profile used for the calls).
     pub profiles: &'a [String],
     pub key_id: &'a str,
+    /// The region the calls went to: its partition goes into the ARNs the advice shows.
+    pub region: &'a str,
     /// Whose credentials signed: the old key, the new key, or an MFA session.
     pub signer: Signer,
 }
@@ -23,6 +25,10 @@ pub enum Signer {
 /// One sentence or two: what happened and what to do.
 pub fn explain(e: &AwsError, cx: &Context<'_>) -> String {
     let key = mask_key_id(cx.key_id);
+    let mfa_arn = format!(
+        "arn:{}:iam::ACCOUNT:mfa/NAME",
+        crate::settings::partition_for_region(cx.region)
+    );
     let profile = match cx.profiles {
         [] => "the profile".to_string(),
         [one] => format!("profile `{one}`"),
@@ -59,7 +65,7 @@ pub fn explain(e: &AwsError, cx: &Context<'_>) -> String {
             "the session token used for {profile} has expired: remove the stale aws_session_token or sign in again"
         ),
         ErrorKind::AccessDenied if e.mentions_mfa() => format!(
-            "{} was denied because this account requires MFA: add `mfa_serial = arn:aws:iam::ACCOUNT:mfa/NAME` to \
+            "{} was denied because this account requires MFA: add `mfa_serial = {mfa_arn}` to \
              {profile} or pass --mfa-serial ARN (or --mfa to pick the device)",
             e.action
         ),
@@ -73,7 +79,7 @@ pub fn explain(e: &AwsError, cx: &Context<'_>) -> String {
         {
             format!(
                 "{} was denied for key {key} by an explicit Deny. Accounts that require MFA for key changes deny \
-                 it this way: add `mfa_serial = arn:aws:iam::ACCOUNT:mfa/NAME` to {profile} or pass --mfa-serial ARN \
+                 it this way: add `mfa_serial = {mfa_arn}` to {profile} or pass --mfa-serial ARN \
                  (or --mfa); otherwise an administrator must allow it",
                 e.action
             )
@@ -137,12 +143,17 @@ mod tests {
     }
 
     fn say(e: AwsError, signer: Signer) -> String {
+        say_in("us-east-1", e, signer)
+    }
+
+    fn say_in(region: &str, e: AwsError, signer: Signer) -> String {
         let (profiles, signer) = cx(signer);
         explain(
             &e,
             &Context {
                 profiles: &profiles,
                 key_id: "AKIAIOSFODNN7EXAMPLE",
+                region,
                 signer,
             },
         )
@@ -189,6 +200,26 @@ mod tests {
         );
         assert!(say(e.clone(), Signer::OldKey).contains("--mfa-serial"));
         assert!(!say(e, Signer::MfaSession).contains("--mfa-serial"));
+    }
+
+    #[test]
+    fn the_mfa_advice_shows_an_arn_of_the_profiles_partition() {
+        let e = AwsError::new(Action::CreateAccessKey, ErrorKind::AccessDenied)
+            .with_message("... because aws:MultiFactorAuthPresent is false");
+        for (region, arn) in [
+            ("us-east-1", "`mfa_serial = arn:aws:iam::ACCOUNT:mfa/NAME`"),
+            (
+                "cn-north-1",
+                "`mfa_serial = arn:aws-cn:iam::ACCOUNT:mfa/NAME`",
+            ),
+            (
+                "us-gov-west-1",
+                "`mfa_serial = arn:aws-us-gov:iam::ACCOUNT:mfa/NAME`",
+            ),
+        ] {
+            let text = say_in(region, e.clone(), Signer::OldKey);
+            assert!(text.contains(arn), "{region}: {text}");
+        }
     }
 
     #[test]

@@ -77,6 +77,7 @@ impl AuthProfile {
             &advice::Context {
                 profiles: &profiles,
                 key_id: self.key_id(),
+                region: &self.target.region,
                 signer,
             },
         )

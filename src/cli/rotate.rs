@@ -617,6 +617,7 @@ async fn mfa_session<C: Connector>(
         let cx = advice::Context {
             profiles: &group.holders,
             key_id: &group.key_id,
+            region: &group.target.region,
             signer: Signer::OldKey,
         };
         let user = match inventory::identify(&client).await {
@@ -645,6 +646,7 @@ async fn mfa_session<C: Connector>(
                 let cx = advice::Context {
                     profiles: &group.holders,
                     key_id: &group.key_id,
+                    region: &group.target.region,
                     signer: Signer::OldKey,
                 };
                 format!(
@@ -703,6 +705,7 @@ async fn preflight<C: Connector>(
             let cx = advice::Context {
                 profiles: &group.holders,
                 key_id: &group.key_id,
+                region: &group.target.region,
                 signer: if session.is_some() && auth.is_none() {
                     Signer::MfaSession
                 } else {
@@ -800,6 +803,7 @@ fn apply_outcome(
     let cx = |signer| advice::Context {
         profiles: &group.holders,
         key_id: &group.key_id,
+        region: &group.target.region,
         signer,
     };
     let mfa_used = report.mfa_serial.is_some();

@@ -217,6 +217,7 @@ fn build_report(
                     let cx = advice::Context {
                         profiles: &group.holders,
                         key_id: &group.key_id,
+                        region: &group.target.region,
                         signer: Signer::OldKey,
                     };
                     error = Some(ErrorJson::from_aws(e, advice::explain(e, &cx)));

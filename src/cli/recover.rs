@@ -1,13 +1,14 @@
 //! `iam-keys recover`: finish (default) or undo (`--undo`) the rotations that an earlier run
 //! left in the journal.
 
+use super::OutputFormat;
 use super::rotate::{describe_journal, describe_recovered};
 use super::ui::Ui;
 use crate::error::{Error, Outcome};
 use crate::profiles::{ProfileFiles, RunLock, SaveOptions};
 use crate::rotation::clock::{Cancel, RealClock};
 use crate::rotation::journal::JournalStore;
-use crate::rotation::recover::{Mode, RecoverError};
+use crate::rotation::recover::{Mode, RecoverError, Recovered};
 use crate::rotation::{Engine, ExecOptions, Step};
 use crate::secret::mask_key_id;
 use crate::settings::Settings;
@@ -86,6 +87,9 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
     let mode = if args.undo { Mode::Undo } else { Mode::Finish };
     let mut outcome = Outcome::Success;
     let mut lines = String::new();
+    // `--output env`: new keys that only a journal held, printed before their journals go.
+    let mut env_out = String::new();
+    let mut printed = Vec::new();
     super::block_on(async {
         let mut sessions = super::mfa::Sessions::default();
         for j in &pending {
@@ -108,6 +112,21 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
                 }
             };
             match engine.recover(j, mode, session.as_ref()).await {
+                Ok(Recovered::Unprinted {
+                    new_key_id,
+                    new_secret,
+                }) if settings.output == OutputFormat::Env => {
+                    env_out.push_str(&super::render::env_lines(
+                        &j.profiles,
+                        &new_key_id,
+                        &new_secret,
+                    ));
+                    printed.push((j.old_key_id.clone(), new_key_id));
+                }
+                Ok(result @ Recovered::Unprinted { .. }) => {
+                    lines.push_str(&format!("{}\n", describe_recovered(j, &result)));
+                    outcome = Outcome::Partial;
+                }
                 Ok(result) => lines.push_str(&format!("{}\n", describe_recovered(j, &result))),
                 Err(e) => {
                     let advice = match &e {
@@ -124,7 +143,28 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
             }
         }
     });
-    ui.out(&lines)?;
+    if settings.output == OutputFormat::Env {
+        ui.out(&env_out)?;
+        for (old_key_id, new_key_id) in printed {
+            match journals.mark_printed(&old_key_id, true) {
+                Ok(()) => lines.push_str(&format!(
+                    "finished: printed the new key {} (the old key {} was already retired)\n",
+                    mask_key_id(&new_key_id),
+                    mask_key_id(&old_key_id)
+                )),
+                Err(e) => {
+                    lines.push_str(&format!(
+                        "failed   {}: the new key was printed, but its journal could not be removed: {e}\n",
+                        mask_key_id(&old_key_id)
+                    ));
+                    outcome = Outcome::Partial;
+                }
+            }
+        }
+        eprint!("{lines}");
+    } else {
+        ui.out(&lines)?;
+    }
     Ok(outcome)
 }
 

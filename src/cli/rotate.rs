@@ -283,6 +283,12 @@ async fn rotate<C: Connector>(
                     }
                 };
                 match engine.recover(j, Mode::Finish, session.as_ref()).await {
+                    Ok(result @ Recovered::Unprinted { .. }) => {
+                        let text = describe_recovered(j, &result);
+                        ui.warn(&text);
+                        recovered.push(text);
+                        outcome = outcome.max(Outcome::Partial);
+                    }
                     Ok(result) => {
                         let text = describe_recovered(j, &result);
                         ui.note(&text);
@@ -533,6 +539,8 @@ async fn rotate<C: Connector>(
     .await;
 
     let mut env_out = String::new();
+    // Keys printed only (`--output env`): (old key, whether its rotation finished).
+    let mut printed = Vec::new();
     for (index, result) in results {
         let report = &mut reports[index];
         let group = jobs
@@ -542,6 +550,13 @@ async fn rotate<C: Connector>(
             .expect("a job per result");
         for note in result.save_notes() {
             ui.note(&note);
+        }
+        if group.destination == Destination::Printed {
+            match &result {
+                KeyOutcome::Rotated { .. } => printed.push((group.key_id.clone(), true)),
+                KeyOutcome::Partial { .. } => printed.push((group.key_id.clone(), false)),
+                _ => {}
+            }
         }
         apply_outcome(report, group, auth.as_ref(), result, &mut env_out);
     }
@@ -559,7 +574,28 @@ async fn rotate<C: Connector>(
             return Ok(outcome.max(exit_for(&doc.summary)));
         }
         OutputFormat::Env => {
-            ui.out(&env_out)?;
+            match ui.out(&env_out) {
+                Err(Error::Output { source, .. }) if !printed.is_empty() => {
+                    // The journals still hold the new keys: nothing is lost, but the run is
+                    // not done.
+                    ui.warn(&format!(
+                        "could not print the new keys ({source}); they are kept in the recovery \
+                         journal: run `iam-keys recover --output env` to print them"
+                    ));
+                    eprint!("{}", render_results(&reports, &summary));
+                    return Ok(Outcome::Partial);
+                }
+                written => written?,
+            }
+            // Only now does the user hold the new keys: until here their journals were kept.
+            for (old_key_id, finished) in &printed {
+                if let Err(e) = journals.mark_printed(old_key_id, *finished) {
+                    ui.warn(&format!(
+                        "the new key of {} was printed, but its journal could not be updated: {e}",
+                        mask_key_id(old_key_id)
+                    ));
+                }
+            }
             eprint!("{}", render_results(&reports, &summary));
         }
         OutputFormat::Text => ui.out(&render_results(&reports, &summary))?,
@@ -1068,6 +1104,13 @@ pub(crate) fn describe_recovered(j: &Journal, r: &Recovered) -> String {
                 .map(|d| mask_key_id(d))
                 .collect::<Vec<_>>()
                 .join(", ")
+        ),
+        Recovered::Unprinted { new_key_id, .. } => format!(
+            "kept: the new key {} of user {} was never printed and the old key {} is already retired; \
+             the journal holds its only copy: run `iam-keys recover --output env` to print it",
+            mask_key_id(new_key_id),
+            j.user,
+            mask_key_id(&j.old_key_id)
         ),
     }
 }

@@ -292,6 +292,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             mfa_serial: job.mfa_serial.map(str::to_string),
             destination: job.destination.clone(),
             auth_profile: job.auth_profile.map(str::to_string),
+            printed: false,
         }
     }
 
@@ -494,7 +495,11 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             .await
         {
             Ok(()) => {
-                let _ = self.journal.remove(key);
+                // A key to be printed lives only in the journal until the caller has written
+                // it out ([`Engine::printed`]); the old key is retired, so it must survive.
+                if *job.destination != Destination::Printed {
+                    let _ = self.journal.remove(key);
+                }
                 self.step(key, Step::Done);
                 KeyOutcome::Rotated {
                     new_key_id: created.id,

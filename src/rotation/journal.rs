@@ -70,6 +70,10 @@ pub struct Journal {
     /// The profile whose credentials made the IAM calls (`--auth-profile`), if not the old key.
     #[serde(default)]
     pub auth_profile: Option<String>,
+    /// For [`Destination::Printed`]: the new key has been written to the run's output, so
+    /// the user holds it and recovery finishes rather than undoes.
+    #[serde(default)]
+    pub printed: bool,
 }
 
 /// Where a rotation writes the new key.
@@ -82,8 +86,9 @@ pub enum Destination {
     /// One named profile, created if missing (`--auth-profile` and `--user-name`, when no
     /// local profile holds the user's key).
     Profile(String),
-    /// Nowhere: printed at the end of the run (`--output env`); a journal left behind means
-    /// it was never printed, so recovery undoes it.
+    /// Nowhere: printed at the end of the run (`--output env`). The journal outlives the
+    /// rotation until the output is written; one left behind unprinted is undone while the
+    /// old key is Active, and printed by `recover --output env` once it is not.
     Printed,
 }
 
@@ -221,6 +226,22 @@ impl JournalStore {
         }
     }
 
+    /// The new key of a [`Destination::Printed`] rotation has reached the user's output: a
+    /// finished rotation's journal goes; an unfinished one's is marked, so that recovery
+    /// retires the old key rather than deleting the key the user now holds.
+    pub fn mark_printed(&self, old_key_id: &str, finished: bool) -> Result<(), JournalError> {
+        if finished {
+            return self.remove(old_key_id);
+        }
+        let path = self.path_for(old_key_id);
+        if !path.exists() {
+            return Ok(());
+        }
+        let mut journal = read(&path)?;
+        journal.printed = true;
+        self.write(&journal)
+    }
+
     /// Every journal left behind, oldest key id first.
     pub fn list(&self) -> Result<Vec<Journal>, JournalError> {
         let entries = match std::fs::read_dir(&self.dir) {
@@ -329,6 +350,7 @@ mod tests {
             mfa_serial: None,
             destination: Destination::Holders,
             auth_profile: None,
+            printed: false,
         }
     }
 

@@ -6,6 +6,9 @@
 //! | created, verified | verify the new key, write it to the files, retire the old key | delete the new key |
 //! | persisted | retire the old key | put the old key back in the files, delete the new key |
 //!
+//! A key meant to be printed (`--output env`) has no files: until the run marks it printed,
+//! it is undone while the old key is Active, and handed back to be printed once it is not.
+//!
 //! Must not: touch a key that is neither the journal's old nor its new key, apart from a key
 //! created after the journal's start that no file holds (the lost answer of CreateAccessKey).
 
@@ -36,6 +39,15 @@ pub enum Recovered {
     },
     /// The old key is in the files and the keys created by the rotation are deleted.
     Undone { deleted: Vec<String> },
+    /// A key meant to be printed (`--output env`) never was, and the old key is already
+    /// retired: nothing can be undone, and the kept journal holds the only copy of the new
+    /// secret. The caller prints it, then [`JournalStore::mark_printed`] removes the journal.
+    ///
+    /// [`JournalStore::mark_printed`]: super::journal::JournalStore::mark_printed
+    Unprinted {
+        new_key_id: String,
+        new_secret: Secret,
+    },
 }
 
 #[derive(Debug)]
@@ -134,9 +146,27 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             .profiles_with_key(&journal.old_key_id)
             .is_empty();
 
-        // A key meant to be printed was never printed if its journal is still here: the only
-        // safe way on is to undo (the new secret reached no one).
-        let mode = if journal.destination == Destination::Printed {
+        // A key meant to be printed that never was reached no one: undo while the old key is
+        // Active. Once the old key is retired, the journal holds the only working key: it
+        // must be printed, not deleted.
+        let mode = if journal.destination == Destination::Printed && !journal.printed {
+            let keys = iam_as_old
+                .list_access_keys(&journal.user)
+                .await
+                .map_err(|error| RecoverError::Aws {
+                    error,
+                    signer: old_signer,
+                })?;
+            let old_active = keys
+                .iter()
+                .any(|k| k.id == journal.old_key_id && k.status == KeyStatus::Active);
+            let new_exists = keys.iter().any(|k| k.id == new_id);
+            if !old_active && new_exists {
+                return Ok(Recovered::Unprinted {
+                    new_key_id: new_id,
+                    new_secret,
+                });
+            }
             Mode::Undo
         } else {
             mode

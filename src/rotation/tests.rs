@@ -136,11 +136,20 @@ fn rotate(
     options: &ExecOptions,
     cancel: &Cancel,
 ) -> (KeyOutcome, Vec<Step>) {
-    execute(world, &world.files(), plan, options, cancel, None)
+    execute(
+        world,
+        &world.files(),
+        plan,
+        options,
+        cancel,
+        None,
+        &Destination::Holders,
+    )
 }
 
 /// Run one rotation of the world's `dev` key on the given files (loaded earlier, when a test
-/// changes the disk under them), optionally through an MFA session.
+/// changes the disk under them), optionally through an MFA session (or an administrator's
+/// credentials), to the given destination.
 fn execute(
     world: &World,
     files: &RefCell<ProfileFiles>,
@@ -148,6 +157,7 @@ fn execute(
     options: &ExecOptions,
     cancel: &Cancel,
     session: Option<&Credentials>,
+    destination: &Destination,
 ) -> (KeyOutcome, Vec<Step>) {
     let connector = FakeConnector::new(&world.iam);
     let journal = world.journal();
@@ -170,13 +180,22 @@ fn execute(
         holders: &holders,
         session,
         mfa_serial: session.map(|_| "arn:aws:iam::123456789012:mfa/alice"),
-        destination: &Destination::Holders,
+        destination,
         auth_profile: None,
     }));
     (outcome, steps.into_inner())
 }
 
 fn recover(world: &World, mode: Mode) -> Result<Recovered, RecoverError> {
+    recover_as(world, mode, None)
+}
+
+/// Recovery with IAM calls made with `session` (an MFA session or an administrator's keys).
+fn recover_as(
+    world: &World,
+    mode: Mode,
+    session: Option<&Credentials>,
+) -> Result<Recovered, RecoverError> {
     let connector = FakeConnector::new(&world.iam);
     let files = world.files();
     let journal = world.journal();
@@ -194,7 +213,7 @@ fn recover(world: &World, mode: Mode) -> Result<Recovered, RecoverError> {
     };
     let pending = journal.list().unwrap();
     assert_eq!(pending.len(), 1, "one journal expected");
-    block(engine.recover(&pending[0], mode, None))
+    block(engine.recover(&pending[0], mode, session))
 }
 
 fn new_key_of(outcome: &KeyOutcome) -> String {
@@ -409,6 +428,7 @@ fn a_failed_save_deletes_the_new_key_and_keeps_the_old_file() {
         &ExecOptions::default(),
         &Cancel::default(),
         None,
+        &Destination::Holders,
     );
     assert!(
         matches!(
@@ -745,6 +765,7 @@ fn with_mfa_required_the_iam_calls_go_through_the_session_and_the_new_key_verifi
         &ExecOptions::default(),
         &Cancel::default(),
         Some(&session),
+        &Destination::Holders,
     );
     let new_id = new_key_of(&outcome);
     assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
@@ -829,4 +850,122 @@ fn a_key_with_an_unfinished_rotation_is_not_rotated_again() {
         Some(KeyStatus::Active),
         "its key is left for recover"
     );
+}
+
+/// `--auth-profile admin --user-name alice --output env`: an administrator's keys make the
+/// IAM calls, and the new key goes nowhere but the run's output.
+fn rotate_printed(world: &World, plan: &KeyPlan) -> (KeyOutcome, Credentials) {
+    world.iam.add_user("admin");
+    world.iam.grant_admin("admin");
+    let (id, secret) = world
+        .iam
+        .add_key("admin", world.clock_now(), KeyStatus::Active);
+    let admin = Credentials::long_term(id, secret);
+    let (outcome, _) = execute(
+        world,
+        &world.files(),
+        plan,
+        &ExecOptions::default(),
+        &Cancel::default(),
+        Some(&admin),
+        &Destination::Printed,
+    );
+    (outcome, admin)
+}
+
+#[test]
+fn a_printed_key_keeps_its_journal_until_it_is_printed_and_recover_hands_it_back() {
+    let world = World::simple();
+    let before = world.credentials_text();
+    let plan = world.plan(PlanOptions::default());
+    let (outcome, admin) = rotate_printed(&world, &plan);
+    let KeyOutcome::Rotated {
+        new_key_id,
+        new_secret,
+        ..
+    } = &outcome
+    else {
+        panic!("expected a rotation, got {outcome:?}");
+    };
+    assert_eq!(world.credentials_text(), before, "no file is written");
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+    // Killed before the output was written: the journal is the only copy of the new key.
+    let pending = world.journal().list().unwrap();
+    assert_eq!(pending.len(), 1, "the journal outlives the rotation");
+    assert_eq!(pending[0].new_secret.as_ref(), Some(new_secret));
+    assert!(!pending[0].printed);
+
+    // The old key is retired, so recovery cannot undo: it hands the key back to be printed
+    // and keeps the journal until it has been.
+    match recover_as(&world, Mode::Finish, Some(&admin)).unwrap() {
+        Recovered::Unprinted {
+            new_key_id: id,
+            new_secret: secret,
+        } => {
+            assert_eq!(&id, new_key_id);
+            assert_eq!(&secret, new_secret);
+        }
+        other => panic!("expected the key to print, got {other:?}"),
+    }
+    assert!(
+        matches!(
+            recover_as(&world, Mode::Undo, Some(&admin)),
+            Ok(Recovered::Unprinted { .. })
+        ),
+        "--undo cannot delete the only working key either"
+    );
+    assert_eq!(world.key_status(new_key_id), Some(KeyStatus::Active));
+    assert_eq!(world.journal().list().unwrap().len(), 1);
+
+    world.journal().mark_printed(&world.old_id, true).unwrap();
+    assert!(world.journal().list().unwrap().is_empty());
+    assert_eq!(world.key_status(new_key_id), Some(KeyStatus::Active));
+}
+
+#[test]
+fn an_unprinted_key_is_undone_while_the_old_key_is_active() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::UpdateAccessKey,
+        Fault::always(ErrorKind::ServiceUnavailable),
+    );
+    let (outcome, admin) = rotate_printed(&world, &plan);
+    assert!(matches!(outcome, KeyOutcome::Partial { .. }), "{outcome:?}");
+    let new_id = new_key_of(&outcome);
+    world.iam.clear_faults();
+    // Killed before printing: the new key reached no one and the old key still works.
+    let recovered = recover_as(&world, Mode::Finish, Some(&admin)).unwrap();
+    match recovered {
+        Recovered::Undone { deleted } => assert_eq!(deleted, vec![new_id.clone()]),
+        other => panic!("expected an undo, got {other:?}"),
+    }
+    assert_eq!(world.key_status(&new_id), None);
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    assert!(world.journal().list().unwrap().is_empty());
+}
+
+#[test]
+fn a_printed_partial_rotation_is_finished_by_recover() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::UpdateAccessKey,
+        Fault::always(ErrorKind::ServiceUnavailable),
+    );
+    let (outcome, admin) = rotate_printed(&world, &plan);
+    let new_id = new_key_of(&outcome);
+    // The run printed the new key: the user holds it now, so it must not be deleted.
+    world.journal().mark_printed(&world.old_id, false).unwrap();
+    let pending = world.journal().list().unwrap();
+    assert!(pending[0].printed);
+    world.iam.clear_faults();
+    let recovered = recover_as(&world, Mode::Finish, Some(&admin)).unwrap();
+    assert!(
+        matches!(&recovered, Recovered::Finished { new_key_id, .. } if *new_key_id == new_id),
+        "{recovered:?}"
+    );
+    assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+    assert!(world.journal().list().unwrap().is_empty());
 }

@@ -202,3 +202,110 @@ fn two_active_keys_and_no_local_holder_is_refused() {
     assert_eq!(sandbox.read_credentials(), before);
     assert_eq!(sorted_keys(m, &svc), before_keys);
 }
+
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from `--output env` output.
+fn printed_key(stdout: &str) -> (String, String) {
+    let value = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in the output:\n{stdout}"))
+            .to_string()
+    };
+    (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"))
+}
+
+/// The AWS CLI, in a sandbox of its own (the rotating one must hold no profile of the user),
+/// authenticates as `user` with the key.
+fn assert_key_works(id: &str, secret: &str, user: &str) {
+    let elsewhere = Sandbox::new();
+    elsewhere.write_credentials(&block("svc", id, secret));
+    assert_cli_is(&elsewhere, "svc", user);
+}
+
+fn journals(sandbox: &Sandbox) -> usize {
+    match std::fs::read_dir(sandbox.path(".aws/.iam-keys")) {
+        Ok(entries) => entries
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("journal-"))
+            })
+            .count(),
+        Err(_) => 0,
+    }
+}
+
+#[test]
+fn a_key_only_printed_is_kept_in_the_journal_until_it_reaches_the_output() {
+    let m = moto();
+    let (admin_key, admin_secret, svc, svc_key, svc_secret) = setup("auth-printed");
+    let sandbox = Sandbox::new();
+    sandbox.write_credentials(&block("admin", &admin_key, &admin_secret));
+    let rotate = [
+        "rotate",
+        "--auth-profile",
+        "admin",
+        "--user-name",
+        svc.as_str(),
+        "--output",
+        "env",
+        "--delete-inactive",
+        "--yes",
+    ];
+
+    // Printed: the journal goes once the key is out, and the printed key works.
+    let run = sandbox.iam_keys(&rotate);
+    run.assert_code(0);
+    let (first, first_secret) = printed_key(&run.stdout);
+    assert_ne!(first, svc_key);
+    assert_eq!(journals(&sandbox), 0);
+    assert_key_works(&first, &first_secret, &svc);
+
+    // Standard output fails (a full disk, a closed pipe): the old key is already retired,
+    // so the new key must survive in the journal, not be lost or deleted.
+    let mut cmd = sandbox.cmd(&rotate).command();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .output()
+        .expect("run iam-keys");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("run `iam-keys recover --output env` to print them"),
+        "{stderr}"
+    );
+    assert_eq!(journals(&sandbox), 1);
+    let keys = sorted_keys(m, &svc);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&(first.clone(), "Inactive".to_string())));
+    let (second, _) = keys.iter().find(|(id, _)| *id != first).unwrap().clone();
+
+    // Without --output env, recover keeps it and says how to get it.
+    let run = sandbox.iam_keys(&["recover", "--yes"]);
+    run.assert_code(3);
+    run.assert_stdout_contains("recover --output env");
+    assert_eq!(journals(&sandbox), 1);
+    // With it, the key is printed, the journal goes, and the key works.
+    let run = sandbox.iam_keys(&["recover", "--yes", "--output", "env"]);
+    run.assert_code(0);
+    let (printed, printed_secret) = printed_key(&run.stdout);
+    assert_eq!(printed, second);
+    assert_eq!(journals(&sandbox), 0);
+    for secret in [&admin_secret, &svc_secret, &first_secret] {
+        run.assert_no_secret(secret);
+    }
+    assert_key_works(&printed, &printed_secret, &svc);
+    assert_eq!(sorted_keys(m, &svc), {
+        let mut k = vec![
+            (first, "Inactive".to_string()),
+            (second, "Active".to_string()),
+        ];
+        k.sort();
+        k
+    });
+}

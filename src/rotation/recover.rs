@@ -117,6 +117,16 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         } else {
             Signer::OldKey
         };
+        // The user's keys as IAM lists them now, with the credentials of the IAM calls.
+        let list_keys = async || {
+            iam_as_old
+                .list_access_keys(&journal.user)
+                .await
+                .map_err(|error| RecoverError::Aws {
+                    error,
+                    signer: old_signer,
+                })
+        };
         let (Some(new_id), Some(new_secret)) =
             (journal.new_key_id.clone(), journal.new_secret.clone())
         else {
@@ -150,13 +160,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         // Active. Once the old key is retired, the journal holds the only working key: it
         // must be printed, not deleted.
         let mode = if journal.destination == Destination::Printed && !journal.printed {
-            let keys = iam_as_old
-                .list_access_keys(&journal.user)
-                .await
-                .map_err(|error| RecoverError::Aws {
-                    error,
-                    signer: old_signer,
-                })?;
+            let keys = list_keys().await?;
             let old_active = keys
                 .iter()
                 .any(|k| k.id == journal.old_key_id && k.status == KeyStatus::Active);
@@ -177,14 +181,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 if !files_have_new {
                     // Before the files were written, the new key may already have been
                     // deleted by the failed run's own cleanup: then there is nothing to finish.
-                    let keys =
-                        iam_as_old
-                            .list_access_keys(&journal.user)
-                            .await
-                            .map_err(|error| RecoverError::Aws {
-                                error,
-                                signer: old_signer,
-                            })?;
+                    let keys = list_keys().await?;
                     if !keys.iter().any(|k| k.id == new_id) {
                         return self.done(journal, Recovered::Undone { deleted: vec![] });
                     }
@@ -231,13 +228,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             }
             Mode::Undo => {
                 // The old key must still be usable: Active and listed.
-                let keys = iam_as_old
-                    .list_access_keys(&journal.user)
-                    .await
-                    .map_err(|error| RecoverError::Aws {
-                        error,
-                        signer: old_signer,
-                    })?;
+                let keys = list_keys().await?;
                 match keys.iter().find(|k| k.id == journal.old_key_id) {
                     Some(k) if k.status == KeyStatus::Active => {}
                     Some(k) => {

@@ -2,7 +2,7 @@
 //! code and message. `Display` says what failed and never prints a bare "service error".
 //!
 //! [`classify`] is the one table from AWS error codes and HTTP statuses to [`ErrorKind`];
-//! [`from_sdk`] turns every variant of the SDK's `SdkError` into an [`AwsError`] through it.
+//! `from_sdk` turns every variant of the SDK's `SdkError` into an [`AwsError`] through it.
 //!
 //! Must not: give advice (that needs the profile and key, which only the callers know), or
 //! put anything but AWS's code and message, an HTTP status and an endpoint URL into an error

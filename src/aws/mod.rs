@@ -3,7 +3,7 @@
 //! The rest of the program sees AWS through two small traits in our own verbs:
 //! [`Connector`] binds explicit credentials (never the ambient credential chain) and an
 //! endpoint to a client, and [`Iam`] is what such a client can do. [`sdk`] implements them
-//! with the official SDK; [`fake`] is an in-memory IAM with scripted faults for unit tests.
+//! with the official SDK; `fake` (test builds only) is an in-memory IAM with scripted faults for unit tests.
 //! SDK errors become [`AwsError`] with a typed [`ErrorKind`], the AWS error code and message.
 //!
 //! Must not: read profile files or the environment (callers pass a resolved [`Target`]),

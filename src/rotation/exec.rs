@@ -496,7 +496,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         {
             Ok(()) => {
                 // A key to be printed lives only in the journal until the caller has written
-                // it out ([`Engine::printed`]); the old key is retired, so it must survive.
+                // it out ([`JournalStore::mark_printed`]); the old key is retired, so it must survive.
                 if *job.destination != Destination::Printed {
                     let _ = self.journal.remove(key);
                 }

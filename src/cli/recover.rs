@@ -118,6 +118,7 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
                 }) if settings.output == OutputFormat::Env => {
                     env_out.push_str(&super::render::env_lines(
                         &j.profiles,
+                        &j.user,
                         &new_key_id,
                         &new_secret,
                     ));

@@ -115,10 +115,16 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// `--output env`: shell lines for a new key. The one place a secret reaches stdout, and
 /// only because the user asked for it.
-pub fn env_lines(profiles: &[String], key_id: &str, secret: &Secret) -> String {
+/// A comment line says whose key it is: the profiles that hold it, or (a key only printed)
+/// the IAM user.
+pub fn env_lines(profiles: &[String], user: &str, key_id: &str, secret: &Secret) -> String {
+    let whose = if profiles.is_empty() {
+        format!("user: {user}")
+    } else {
+        format!("profiles: {}", profiles.join(", "))
+    };
     format!(
-        "# profiles: {}\nAWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={}\n",
-        profiles.join(", "),
+        "# {whose}\nAWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={}\n",
         secret.expose()
     )
 }

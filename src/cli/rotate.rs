@@ -876,7 +876,12 @@ fn apply_outcome(
                 .iter()
                 .flat_map(|f| f.changes.iter().map(|c| c.to_string()))
                 .collect();
-            env_out.push_str(&render::env_lines(&group.holders, &new_key_id, &new_secret));
+            env_out.push_str(&render::env_lines(
+                &group.holders,
+                report.user.as_deref().unwrap_or_default(),
+                &new_key_id,
+                &new_secret,
+            ));
         }
         KeyOutcome::Failed {
             step,
@@ -924,7 +929,12 @@ fn apply_outcome(
                 report.access_key_id, error.message
             );
             report.error = Some(error);
-            env_out.push_str(&render::env_lines(&group.holders, &new_key_id, &new_secret));
+            env_out.push_str(&render::env_lines(
+                &group.holders,
+                report.user.as_deref().unwrap_or_default(),
+                &new_key_id,
+                &new_secret,
+            ));
         }
         KeyOutcome::Stuck {
             new_key_id,

@@ -257,6 +257,7 @@ fn a_key_only_printed_is_kept_in_the_journal_until_it_reaches_the_output() {
     let run = sandbox.iam_keys(&rotate);
     run.assert_code(0);
     let (first, first_secret) = printed_key(&run.stdout);
+    run.assert_stdout_contains(&format!("# user: {svc}\nAWS_ACCESS_KEY_ID="));
     assert_ne!(first, svc_key);
     assert_eq!(journals(&sandbox), 0);
     assert_key_works(&first, &first_secret, &svc);
@@ -294,6 +295,7 @@ fn a_key_only_printed_is_kept_in_the_journal_until_it_reaches_the_output() {
     let run = sandbox.iam_keys(&["recover", "--yes", "--output", "env"]);
     run.assert_code(0);
     let (printed, printed_secret) = printed_key(&run.stdout);
+    run.assert_stdout_contains(&format!("# user: {svc}\nAWS_ACCESS_KEY_ID="));
     assert_eq!(printed, second);
     assert_eq!(journals(&sandbox), 0);
     for secret in [&admin_secret, &svc_secret, &first_secret] {

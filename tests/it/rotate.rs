@@ -319,7 +319,8 @@ fn output_env_is_the_only_way_the_new_secret_is_printed() {
         .unwrap()
         .trim();
     assert!(
-        run.stdout.contains(&format!("AWS_ACCESS_KEY_ID={new}\n")),
+        run.stdout
+            .contains(&format!("# profiles: default\nAWS_ACCESS_KEY_ID={new}\n")),
         "{}",
         run.stdout.lines().count()
     );

@@ -72,7 +72,7 @@ pub enum OutputFormat {
     Text,
     /// JSON with stable field names (see the README)
     Json,
-    /// `AWS_ACCESS_KEY_ID=…` lines for each new key (rotate only; the one way a secret is printed)
+    /// `AWS_ACCESS_KEY_ID=…` lines for each new key (rotate and recover; the one way a secret is printed)
     Env,
 }
 

@@ -873,6 +873,21 @@ fn rotate_printed(world: &World, plan: &KeyPlan) -> (KeyOutcome, Credentials) {
     (outcome, admin)
 }
 
+/// A printed-only rotation whose old key could not be retired (UpdateAccessKey kept failing):
+/// a partial outcome, its journal kept. The faults are cleared again; returns the new key and
+/// the administrator's credentials.
+fn printed_but_not_retired(world: &World) -> (String, Credentials) {
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::UpdateAccessKey,
+        Fault::always(ErrorKind::ServiceUnavailable),
+    );
+    let (outcome, admin) = rotate_printed(world, &plan);
+    assert!(matches!(outcome, KeyOutcome::Partial { .. }), "{outcome:?}");
+    world.iam.clear_faults();
+    (new_key_of(&outcome), admin)
+}
+
 #[test]
 fn a_printed_key_keeps_its_journal_until_it_is_printed_and_recover_hands_it_back() {
     let world = World::simple();
@@ -925,15 +940,7 @@ fn a_printed_key_keeps_its_journal_until_it_is_printed_and_recover_hands_it_back
 #[test]
 fn an_unprinted_key_is_undone_while_the_old_key_is_active() {
     let world = World::simple();
-    let plan = world.plan(PlanOptions::default());
-    world.iam.fail(
-        Action::UpdateAccessKey,
-        Fault::always(ErrorKind::ServiceUnavailable),
-    );
-    let (outcome, admin) = rotate_printed(&world, &plan);
-    assert!(matches!(outcome, KeyOutcome::Partial { .. }), "{outcome:?}");
-    let new_id = new_key_of(&outcome);
-    world.iam.clear_faults();
+    let (new_id, admin) = printed_but_not_retired(&world);
     // Killed before printing: the new key reached no one and the old key still works.
     let recovered = recover_as(&world, Mode::Finish, Some(&admin)).unwrap();
     match recovered {
@@ -948,18 +955,11 @@ fn an_unprinted_key_is_undone_while_the_old_key_is_active() {
 #[test]
 fn a_printed_partial_rotation_is_finished_by_recover() {
     let world = World::simple();
-    let plan = world.plan(PlanOptions::default());
-    world.iam.fail(
-        Action::UpdateAccessKey,
-        Fault::always(ErrorKind::ServiceUnavailable),
-    );
-    let (outcome, admin) = rotate_printed(&world, &plan);
-    let new_id = new_key_of(&outcome);
+    let (new_id, admin) = printed_but_not_retired(&world);
     // The run printed the new key: the user holds it now, so it must not be deleted.
     world.journal().mark_printed(&world.old_id, false).unwrap();
     let pending = world.journal().list().unwrap();
     assert!(pending[0].printed);
-    world.iam.clear_faults();
     let recovered = recover_as(&world, Mode::Finish, Some(&admin)).unwrap();
     assert!(
         matches!(&recovered, Recovered::Finished { new_key_id, .. } if *new_key_id == new_id),

@@ -69,7 +69,31 @@ pub struct Settings {
     pub output: OutputFormat,
     pub color: bool,
     pub verbose: u8,
+    /// iam-keys' own per-user state (the index of recovery journals): `IAM_KEYS_STATE_DIR`,
+    /// else the platform's state directory. `None` when no home directory is known.
+    pub state_dir: Option<std::path::PathBuf>,
     pub env: Env,
+}
+
+/// The per-user state directory: `IAM_KEYS_STATE_DIR`; else `$XDG_STATE_HOME/iam-keys`, or
+/// `~/.local/state/iam-keys` (Linux and other Unix); `~/Library/Application Support/iam-keys`
+/// (macOS); `%LOCALAPPDATA%\iam-keys` (Windows).
+fn state_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(dir) = env("IAM_KEYS_STATE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if cfg!(windows) {
+        return env("LOCALAPPDATA").map(|d| PathBuf::from(d).join("iam-keys"));
+    }
+    if cfg!(target_os = "macos") {
+        return crate::profiles::home_dir(env)
+            .map(|h| PathBuf::from(h).join("Library/Application Support/iam-keys"));
+    }
+    if let Some(xdg) = env("XDG_STATE_HOME").filter(|d| std::path::Path::new(d).is_absolute()) {
+        return Some(PathBuf::from(xdg).join("iam-keys"));
+    }
+    crate::profiles::home_dir(env).map(|h| PathBuf::from(h).join(".local/state/iam-keys"))
 }
 
 impl Settings {
@@ -107,6 +131,7 @@ impl Settings {
             output: args.output,
             color,
             verbose: args.verbose,
+            state_dir: state_dir(&lookup),
             env,
         })
     }

@@ -40,6 +40,24 @@ impl Action {
             Action::GetSessionToken => "GetSessionToken",
         }
     }
+
+    /// Whether the SDK may send this call again after a failure that could have reached AWS
+    /// (a 5xx answer, a timeout, a connection dropped after sending). The table:
+    ///
+    /// | action | retry | why |
+    /// | --- | --- | --- |
+    /// | GetCallerIdentity, ListAccessKeys, GetAccessKeyLastUsed, ListMFADevices | safe | read-only |
+    /// | GetSessionToken | safe | creates no lasting state (a lost session simply expires) |
+    /// | UpdateAccessKey | safe | setting a status twice leaves the same state |
+    /// | DeleteAccessKey | safe | a repeat answers `NoSuchEntity`, which every caller treats as done |
+    /// | CreateAccessKey | **not safe** | each call makes a new key; a lost answer retried makes a second key (or fails with `LimitExceeded`) while the first one's secret is gone |
+    ///
+    /// A call that is not safe gets exactly one attempt; after a failure that may have taken
+    /// effect ([`ErrorKind::may_have_taken_effect`]) the caller reads IAM's state and
+    /// reconciles (see `rotation::exec`).
+    pub fn retry_safe(self) -> bool {
+        !matches!(self, Action::CreateAccessKey)
+    }
 }
 
 impl fmt::Display for Action {
@@ -86,6 +104,20 @@ impl ErrorKind {
                 | ErrorKind::SignatureDoesNotMatch
                 | ErrorKind::ExpiredToken
                 | ErrorKind::AuthFailure
+        )
+    }
+
+    /// Whether a call that failed this way may nonetheless have taken effect in IAM: the
+    /// request may have been received and applied, and only the answer lost (a 5xx, a timeout,
+    /// a dropped connection, an answer we could not read). A refusal (authentication, access,
+    /// limits, a missing entity, throttling) means IAM did not apply it.
+    pub fn may_have_taken_effect(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::ServiceUnavailable
+                | ErrorKind::Network
+                | ErrorKind::Timeout
+                | ErrorKind::Other
         )
     }
 

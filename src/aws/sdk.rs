@@ -14,6 +14,9 @@
 //! Each call logs one `debug!` line when it ends: the action, the signing key masked
 //! (`AKIA…WXYZ`), the IAM user or key it acted on, and the outcome.
 //!
+//! Retries follow [`Action::retry_safe`]: every call gets the SDK's standard retries except
+//! CreateAccessKey, which gets one attempt.
+//!
 //! Must not: read profile files or credentials from the environment, print, log a secret, a
 //! session token or an MFA code, or retry beyond the SDK's standard retries (waiting for a
 //! new key to propagate is the rotation's job, with its own clock).
@@ -424,6 +427,12 @@ impl Iam for SdkClient {
                 .iam
                 .create_access_key()
                 .user_name(user)
+                // Not safe to retry (see `Action::retry_safe`): exactly one attempt.
+                .customize()
+                .config_override(
+                    aws_sdk_iam::config::Builder::default()
+                        .retry_config(RetryConfig::standard().with_max_attempts(1)),
+                )
                 .send()
                 .await
                 .map_err(|e| from_sdk(Action::CreateAccessKey, e, &self.endpoints.iam))?;
@@ -1426,6 +1435,58 @@ mod tests {
         let e = client.delete_access_key("alice", KEY_ID).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
         assert_eq!(capture.seen().len(), 3);
+    }
+
+    /// Issue 10, defect 2: the SDK's retry re-sent a CreateAccessKey whose answer was lost,
+    /// and the first key was orphaned. It gets one attempt; the others keep their retries.
+    #[tokio::test]
+    async fn create_access_key_is_sent_once_and_every_other_call_is_retried() {
+        let capture = Capture::new(|_| {
+            (
+                503,
+                "<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>Service is unable to handle request.\
+                 </Message></Error></ErrorResponse>"
+                    .to_string(),
+            )
+        });
+        let client = capture
+            .connector(test_settings())
+            .connect(&target("us-east-1", None));
+        let e = client.create_access_key("alice").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
+        assert!(e.kind.may_have_taken_effect());
+        assert_eq!(capture.seen().len(), 1, "CreateAccessKey is never re-sent");
+        assert!(!Action::CreateAccessKey.retry_safe());
+
+        client
+            .update_access_key("alice", KEY_ID, KeyStatus::Inactive)
+            .await
+            .unwrap_err();
+        assert_eq!(capture.seen().len(), 1 + 3, "UpdateAccessKey is retried");
+        client.caller_identity().await.unwrap_err();
+        assert_eq!(
+            capture.seen().len(),
+            1 + 3 + 3,
+            "GetCallerIdentity is retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_create_access_key_that_times_out_is_not_sent_again() {
+        let (url, bodies) = serve(|_| None).await;
+        let settings = ConnectorSettings {
+            attempt_timeout: Duration::from_millis(300),
+            max_attempts: 3,
+            ..test_settings()
+        };
+        let connector = SdkConnector::new(settings).unwrap();
+        let e = connector
+            .connect(&target("us-east-1", Some(&url)))
+            .create_access_key("alice")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout, "{e:?}");
+        assert_eq!(bodies.lock().unwrap().len(), 1, "one attempt only");
     }
 
     #[tokio::test]

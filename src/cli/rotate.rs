@@ -11,7 +11,7 @@ use super::ui::Ui;
 use crate::aws::{Connector, Credentials};
 use crate::error::{Error, Outcome};
 use crate::inventory::{self, InspectError, KeyGroup};
-use crate::profiles::{KeyEdit, ProfileFiles, RunLock, SaveOptions};
+use crate::profiles::{KeyEdit, ProfileFiles, SaveOptions};
 use crate::rotation::clock::{Cancel, RealClock};
 use crate::rotation::exec::{Cleanup, Failure, Job};
 use crate::rotation::journal::{Destination, Journal, JournalStore};
@@ -161,22 +161,10 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     let _lock = if args.dry_run {
         None
     } else {
-        let mut told = false;
-        let mut on_wait = |path: &std::path::Path, pid: Option<u32>| {
-            if !told {
-                told = true;
-                let holder = pid.map(|p| format!(" (process {p})")).unwrap_or_default();
-                ui.note(&format!(
-                    "waiting up to {} for another iam-keys run{holder} that holds {}",
-                    args.lock_timeout.text,
-                    path.display()
-                ));
-            }
-        };
-        Some(RunLock::acquire(
+        Some(super::recover::acquire_lock(
             &settings.paths.credentials,
             args.lock_timeout.duration,
-            &mut on_wait,
+            ui,
         )?)
     };
     let files = RefCell::new(ProfileFiles::load(&settings.paths)?);
@@ -184,7 +172,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         ui.warn(&warning.to_string());
     }
     let connector = super::sdk_connector(settings, &files.borrow())?;
-    let journals = JournalStore::beside(&settings.paths.credentials);
+    let journals = super::recover::journal_store(settings);
     let exec_options = ExecOptions {
         verify_timeout: args.verify_timeout.duration,
         save: SaveOptions {
@@ -245,61 +233,58 @@ async fn rotate<C: Connector>(
 ) -> Result<Outcome, Error> {
     let mut outcome = Outcome::Success;
 
-    // Interrupted rotations first.
+    // Interrupted rotations first: each in the files its journal names. A journal that
+    // cannot be read, or could not be finished, blocks its own key only.
     let pending = journals.list()?;
     let mut recovered = Vec::new();
+    let mut blocked: Vec<(String, String)> = Vec::new();
     if !pending.is_empty() {
-        for j in &pending {
-            ui.note(&format!(
-                "found an interrupted rotation: {}",
-                describe_journal(j)
-            ));
+        for entry in &pending {
+            ui.note(&super::recover::describe_entry(entry));
         }
         if args.dry_run {
             ui.note("a real run finishes it first (or run `iam-keys recover`)");
+            for entry in &pending {
+                blocked.push((
+                    entry.old_key_id.clone(),
+                    "an interrupted rotation of this key is recorded; a real run finishes it first"
+                        .into(),
+                ));
+            }
         } else {
             confirm(args, ui, "Finish the interrupted rotation(s) first?")?;
-            let mut sessions = Sessions::default();
-            for j in &pending {
-                let session = match super::recover::journal_session(
-                    j,
-                    files,
-                    settings,
-                    &args.mfa,
-                    engine.connector,
-                    ui,
-                    &mut sessions,
-                )
-                .await
-                {
-                    Ok(session) => session,
-                    Err(e) => {
-                        ui.warn(&format!(
-                            "could not finish the rotation of {}: {e}; run `iam-keys recover` for details",
-                            mask_key_id(&j.old_key_id)
-                        ));
-                        outcome = outcome.max(Outcome::Partial);
-                        continue;
-                    }
-                };
-                match engine.recover(j, Mode::Finish, session.as_ref()).await {
-                    Ok(result @ Recovered::Unprinted { .. }) => {
+            let results = super::recover::recover_entries(
+                &pending,
+                Mode::Finish,
+                settings,
+                &args.mfa,
+                engine.connector,
+                engine.options,
+                ui,
+            )
+            .await;
+            for (entry, result) in pending.iter().zip(results) {
+                match (result, &entry.journal) {
+                    (Ok(result @ Recovered::Unprinted { .. }), Ok(j)) => {
                         let text = describe_recovered(j, &result);
                         ui.warn(&text);
                         recovered.push(text);
                         outcome = outcome.max(Outcome::Partial);
+                        blocked.push((entry.old_key_id.clone(), text_of_pending(entry)));
                     }
-                    Ok(result) => {
+                    (Ok(result), Ok(j)) => {
                         let text = describe_recovered(j, &result);
                         ui.note(&text);
                         recovered.push(text);
                     }
-                    Err(e) => {
+                    (Ok(_), Err(_)) => unreachable!("an unreadable journal is never recovered"),
+                    (Err(message), _) => {
                         ui.warn(&format!(
-                            "could not finish the rotation of {}: {e}; run `iam-keys recover` for details",
-                            mask_key_id(&j.old_key_id)
+                            "could not finish the rotation of {}: {message}",
+                            mask_key_id(&entry.old_key_id)
                         ));
                         outcome = outcome.max(Outcome::Partial);
+                        blocked.push((entry.old_key_id.clone(), text_of_pending(entry)));
                     }
                 }
             }
@@ -399,7 +384,17 @@ async fn rotate<C: Connector>(
         futures_util::stream::iter(groups.iter().zip(&group_sessions).map(|(group, session)| {
             let plan_options = &plan_options;
             let auth = auth.as_ref();
+            let blocked_by = blocked
+                .iter()
+                .find(|(key, _)| *key == group.key_id)
+                .map(|(_, why)| why.clone());
             async move {
+                if let Some(message) = blocked_by {
+                    return Preflight::Failed {
+                        message,
+                        error: None,
+                    };
+                }
                 match session {
                     Ok(session) => {
                         preflight(
@@ -791,6 +786,14 @@ async fn preflight<C: Connector>(
                     error: None,
                 };
             }
+            if group.destination == Destination::Holders
+                && let Err(message) = every_place_covered(&files.borrow(), &group.key_id)
+            {
+                return Preflight::Refused {
+                    user: facts.user,
+                    message,
+                };
+            }
             let age_days = plan.old_created.map(|c| render::age_days(now, c));
             Preflight::Ready { plan, age_days }
         }
@@ -803,6 +806,57 @@ async fn preflight<C: Connector>(
             message: refusal.explain(now),
         },
     }
+}
+
+/// Why a key is not rotated when its journal could not be used or finished.
+fn text_of_pending(entry: &crate::rotation::journal::Entry) -> String {
+    format!(
+        "an interrupted rotation of this key is recorded in {} and is not finished; nothing was changed. \
+         Run `iam-keys recover` (or `iam-keys recover --undo`) first",
+        entry.path.display()
+    )
+}
+
+/// Every setting line that holds the key, in either file and whatever its section, must be
+/// one the edit rewrites: otherwise the AWS CLI would keep reading the retired key there.
+/// Refused before any key is made.
+fn every_place_covered(files: &ProfileFiles, key_id: &str) -> Result<(), String> {
+    let edit = KeyEdit::Replace {
+        old_key_id: key_id.to_string(),
+        new_key_id: "AKIAIAMKEYSPLACEHOLD".to_string(),
+        new_secret: crate::secret::Secret::new("placeholder"),
+    };
+    let edited = files.with_edits(&[edit]).map_err(|e| e.to_string())?;
+    let mut left = Vec::new();
+    for (kind, path) in [
+        (
+            crate::profiles::FileKind::Credentials,
+            &files.paths().credentials,
+        ),
+        (crate::profiles::FileKind::Config, &files.paths().config),
+    ] {
+        for (line, section) in crate::profiles::scan::mentions_in_text(&edited.text(kind), key_id) {
+            left.push(crate::profiles::scan::Mention {
+                file: kind,
+                path: path.clone(),
+                line,
+                section,
+            });
+        }
+    }
+    if left.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} also hold{} this key, in a section the AWS SDKs ignore but the AWS CLI reads (a name with a space, or \
+         `[profile NAME]` in the credentials file); iam-keys does not rotate a key it cannot replace everywhere. \
+         Rename the section (`[NAME]` in the credentials file) or remove the line, then run again; nothing was changed",
+        left.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        if left.len() == 1 { "s" } else { "" }
+    ))
 }
 
 /// The file lines a rotation of the group's key changes, described without secrets.
@@ -889,10 +943,15 @@ fn apply_outcome(
             cleanup,
             deleted_inactive,
         } => {
-            report.result = "failed";
             report.old_key = None;
             report.deleted_inactive = deleted_inactive.as_deref().map(mask_key_id);
             report.changes.clear();
+            // A key this run made that may still be Active is a partial run (exit 3).
+            report.result = if cleanup.leaves_key() {
+                "partial"
+            } else {
+                "failed"
+            };
             let mut error = failure_json(&failure);
             error.message = format!(
                 "{} failed: {}; {}",
@@ -904,9 +963,29 @@ fn apply_outcome(
                         "the new key {} was deleted again, files unchanged",
                         mask_key_id(id)
                     ),
+                    Cleanup::LostKeyDeleted(id) => format!(
+                        "CreateAccessKey's answer was lost, but it had made the key {}; its secret was lost with \
+                         the answer, so that key was deleted. Files unchanged",
+                        mask_key_id(id)
+                    ),
                     Cleanup::NewKeyLeft { key_id, .. } => format!(
-                        "the new key {} could not be deleted; it is in the recovery journal: run `iam-keys recover`",
+                        "the new key {} is still in IAM and could not be deleted; it is in the recovery journal: \
+                         run `iam-keys recover`",
                         mask_key_id(key_id)
+                    ),
+                    Cleanup::Unresolved { candidates, .. } if candidates.is_empty() => {
+                        "CreateAccessKey's answer was lost and the user's keys could not be listed to find the key \
+                         it may have made; the recovery journal is kept: run `iam-keys recover`"
+                            .to_string()
+                    }
+                    Cleanup::Unresolved { candidates, .. } => format!(
+                        "CreateAccessKey's answer was lost and more than one unknown key fits its window ({}); none \
+                         is touched and the recovery journal is kept: run `iam-keys recover`",
+                        candidates
+                            .iter()
+                            .map(|c| mask_key_id(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }
             );

@@ -60,6 +60,7 @@ mod error;
 mod location;
 mod lock;
 mod save;
+pub mod scan;
 mod view;
 
 #[cfg(test)]

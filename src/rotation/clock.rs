@@ -6,6 +6,16 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// A timestamp as RFC 3339 in UTC, whole seconds (the journal's form).
+pub fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A `std` duration as a signed one, saturating (for arithmetic on timestamps).
+pub fn signed(d: Duration) -> jiff::SignedDuration {
+    jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
+}
+
 /// Now, and waiting.
 #[allow(async_fn_in_trait)]
 pub trait Clock {

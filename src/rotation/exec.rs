@@ -6,17 +6,25 @@
 //! Must not: print (progress goes to the `progress` callback), or retire an old key before
 //! the new key has authenticated repeatedly and is saved in every file that held the old one.
 
-use super::clock::{Backoff, Cancel, Clock};
-use super::journal::{Destination, Endpoint, Journal, JournalError, JournalStore, Stage, VERSION};
+use super::clock::{Backoff, Cancel, Clock, rfc3339, signed};
+use super::journal::{
+    Destination, Endpoint, Journal, JournalError, JournalPaths, JournalStore, Stage, VERSION,
+    Window,
+};
 use super::plan::{KeyPlan, Retire};
 use crate::aws::{AwsError, Connector, Credentials, ErrorKind, Iam, KeyStatus, Target};
 use crate::cli::advice::Signer;
-use crate::profiles::{KeyEdit, ProfileError, ProfileFiles, SaveOptions, SaveReport};
+use crate::profiles::scan::Mention;
+use crate::profiles::{FileKind, KeyEdit, ProfileError, ProfileFiles, SaveOptions, SaveReport};
 use crate::secret::{Secret, mask_key_id};
 use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// CreateAccessKey is sent at most this many times for one rotation, each time only once
+/// IAM's state shows that the previous one made no key (or the key it made is deleted).
+const CREATE_ATTEMPTS: u32 = 3;
 
 /// Tunables of the protocol.
 #[derive(Clone, Debug)]
@@ -30,6 +38,17 @@ pub struct ExecOptions {
     pub backoff_initial: Duration,
     pub backoff_max_step: Duration,
     pub save: SaveOptions,
+    /// The latest a CreateAccessKey can take effect after it was sent: the SDK's operation
+    /// timeout (one attempt; see `aws::Action::retry_safe`).
+    pub create_call_budget: Duration,
+    /// How far our clock and IAM's may disagree when a key's CreateDate is compared with the
+    /// create call's window. SigV4 refuses requests signed more than 5 minutes off IAM's
+    /// time by more than that, so a call that reached IAM was signed within it.
+    pub clock_skew: Duration,
+    /// How many times the user's keys are listed after a CreateAccessKey whose answer was
+    /// lost, backing off between lists, before concluding that no key was created (IAM's
+    /// lists may lag a create by a moment).
+    pub relists: u32,
 }
 
 impl Default for ExecOptions {
@@ -41,6 +60,9 @@ impl Default for ExecOptions {
             backoff_initial: Duration::from_secs(1),
             backoff_max_step: Duration::from_secs(8),
             save: SaveOptions { backup: true },
+            create_call_budget: Duration::from_secs(30),
+            clock_skew: Duration::from_secs(5 * 60),
+            relists: 3,
         }
     }
 }
@@ -80,7 +102,7 @@ pub enum Failure {
         error: AwsError,
         signer: Signer,
     },
-    Files(ProfileError),
+    Files(Box<ProfileError>),
     Journal(JournalError),
     /// The new key did not work within the verify timeout.
     VerifyTimeout {
@@ -93,6 +115,15 @@ pub enum Failure {
     },
     /// Ctrl-C.
     Interrupted,
+    /// Lines of the files still name the old key after the save (a section the edit does not
+    /// cover, or an edit made meanwhile): the old key is not retired while they do.
+    StillHeld(Vec<Mention>),
+    /// The Inactive key the plan would delete to make room is no longer Inactive (someone
+    /// turned it back on): it is left alone.
+    InactiveKeyChanged {
+        key_id: String,
+        status: Option<KeyStatus>,
+    },
 }
 
 impl fmt::Display for Failure {
@@ -101,7 +132,7 @@ impl fmt::Display for Failure {
             Failure::Aws { error, .. } => write!(f, "{error}"),
             // These are the end of the line (shown as one message, not as an error chain):
             // say why, too (`No space left on device`, `Operation not permitted`).
-            Failure::Files(e) => write_with_causes(f, e),
+            Failure::Files(e) => write_with_causes(f, e.as_ref()),
             Failure::Journal(e) => write_with_causes(f, e),
             Failure::VerifyTimeout { waited, last } => {
                 write!(f, "the new key did not work within {}s", waited.as_secs())?;
@@ -118,6 +149,21 @@ impl fmt::Display for Failure {
                 "the new key authenticates as {arn}, not as the key's user"
             ),
             Failure::Interrupted => write!(f, "interrupted"),
+            Failure::StillHeld(places) => write!(
+                f,
+                "the old key is still named by {}; it stays Active until no line of either file holds it",
+                places
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Failure::InactiveKeyChanged { key_id, status } => write!(
+                f,
+                "the key {} that was Inactive when planned is now {}; it is left alone",
+                mask_key_id(key_id),
+                status.as_ref().map(KeyStatus::as_str).unwrap_or("gone")
+            ),
         }
     }
 }
@@ -148,11 +194,32 @@ pub enum Cleanup {
     NothingCreated,
     /// The key created by this run was deleted again.
     NewKeyDeleted(String),
+    /// CreateAccessKey's answer was lost, but the key it made was found (its secret is
+    /// lost with the answer) and deleted.
+    LostKeyDeleted(String),
     /// The created key could not be deleted: it is in the journal; `recover` deletes it.
     NewKeyLeft {
         key_id: String,
         error: Option<AwsError>,
     },
+    /// CreateAccessKey's answer was lost and whether it made a key could not be settled
+    /// (the keys could not be listed, or more than one unknown key fits the call's window,
+    /// which are listed and left alone). The journal is kept; `recover` looks again.
+    Unresolved {
+        candidates: Vec<String>,
+        error: Option<AwsError>,
+    },
+}
+
+impl Cleanup {
+    /// A key this run made may still exist in IAM: the run is partial (exit 3), never
+    /// "nothing changed".
+    pub fn leaves_key(&self) -> bool {
+        matches!(
+            self,
+            Cleanup::NewKeyLeft { .. } | Cleanup::Unresolved { .. }
+        )
+    }
 }
 
 /// How one key's rotation ended.
@@ -260,8 +327,8 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         for holder in files.profiles_with_key(&job.plan.old_key_id) {
             for origin in holder.locations {
                 let path = match origin.file {
-                    crate::profiles::FileKind::Credentials => files.paths().credentials.clone(),
-                    crate::profiles::FileKind::Config => files.paths().config.clone(),
+                    FileKind::Credentials => absolute(&files.paths().credentials),
+                    FileKind::Config => absolute(&files.paths().config),
                 };
                 if !paths.contains(&path) {
                     paths.push(path);
@@ -293,6 +360,12 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             destination: job.destination.clone(),
             auth_profile: job.auth_profile.map(str::to_string),
             printed: false,
+            paths: Some(JournalPaths {
+                credentials: absolute(&files.paths().credentials),
+                config: absolute(&files.paths().config),
+            }),
+            create_window: None,
+            orphans: Vec::new(),
         }
     }
 
@@ -322,7 +395,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
 
         // Intent: nothing changes before the journal is on disk.
         self.step(key, Step::Journal);
-        let started = crate::cli::render::rfc3339(self.clock.now());
+        let started = rfc3339(self.clock.now());
         let mut journal = self.journal_for(&job, &started);
         if let Err(e) = self.journal.start(&journal) {
             return failed(
@@ -345,6 +418,38 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         // Make room: only an Inactive key, only when asked (the plan says so).
         if let Some(inactive) = &plan.delete_first {
             self.step(key, Step::MakeRoom);
+            // It was Inactive when planned; someone may have turned it back on since. IAM has
+            // no conditional delete, so look once more right before.
+            let now_status = match iam.list_access_keys(&plan.user).await {
+                Ok(keys) => keys
+                    .into_iter()
+                    .find(|k| k.id == *inactive)
+                    .map(|k| k.status),
+                Err(error) => {
+                    let _ = self.journal.remove(key);
+                    return failed(
+                        Step::MakeRoom,
+                        Failure::Aws {
+                            error,
+                            signer: iam_signer,
+                        },
+                        Cleanup::NothingCreated,
+                        None,
+                    );
+                }
+            };
+            if now_status.as_ref() != Some(&KeyStatus::Inactive) && now_status.is_some() {
+                let _ = self.journal.remove(key);
+                return failed(
+                    Step::MakeRoom,
+                    Failure::InactiveKeyChanged {
+                        key_id: inactive.clone(),
+                        status: now_status,
+                    },
+                    Cleanup::NothingCreated,
+                    None,
+                );
+            }
             if let Err(error) = iam.delete_access_key(&plan.user, inactive).await
                 && error.kind != ErrorKind::NoSuchEntity
             {
@@ -372,37 +477,81 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         }
         let deleted_inactive = journal.deleted_inactive.clone();
 
-        // Create, and record the new key the moment it exists.
+        // Create, and record the new key the moment it exists. CreateAccessKey is never
+        // re-sent blindly (the SDK gives it one attempt): after a failure that may have taken
+        // effect, the user's keys are listed and the key it made, if any, deleted; only then
+        // is it sent again (a Throttling refusal made nothing, so it is simply sent again).
         self.step(key, Step::Create);
-        let created = match iam.create_access_key(&plan.user).await {
-            Ok(created) => created,
-            Err(error) => {
-                // A lost answer may still have created a key: find it and delete it.
-                let cleanup = if error.kind.is_transient() {
-                    self.delete_unknown_keys(&iam, plan).await
-                } else {
-                    Cleanup::NothingCreated
-                };
-                if !matches!(cleanup, Cleanup::NewKeyLeft { .. }) {
-                    let _ = self.journal.remove(key);
+        let mut create_backoff = Backoff::new(
+            self.clock.now(),
+            self.options.backoff_initial,
+            self.options.backoff_max_step,
+            self.options.verify_timeout,
+        );
+        let mut attempt = 0;
+        let created = loop {
+            attempt += 1;
+            // The window in which this call can take effect is on disk before it is sent.
+            let sent = self.clock.now();
+            let until = rfc3339(sent + signed(self.options.create_call_budget));
+            match &mut journal.create_window {
+                Some(window) => window.to = until,
+                None => {
+                    journal.create_window = Some(Window {
+                        from: rfc3339(sent),
+                        to: until,
+                    })
                 }
-                return failed(
-                    Step::Create,
-                    Failure::Aws {
-                        error,
-                        signer: iam_signer,
-                    },
-                    cleanup,
-                    deleted_inactive,
-                );
             }
+            if let Err(e) = self.journal.write(&journal) {
+                // This call is not sent; an earlier one's lost key is already deleted.
+                let cleanup = match journal.orphans.last() {
+                    Some(id) => Cleanup::LostKeyDeleted(id.clone()),
+                    None => Cleanup::NothingCreated,
+                };
+                let _ = self.journal.remove(key);
+                return failed(Step::Create, Failure::Journal(e), cleanup, deleted_inactive);
+            }
+            let error = match iam.create_access_key(&plan.user).await {
+                Ok(created) => break created,
+                Err(error) => error,
+            };
+            let cleanup = if error.kind.may_have_taken_effect() {
+                self.reconcile_lost_create(&iam, &mut journal, true).await
+            } else {
+                Cleanup::NothingCreated
+            };
+            let settled = matches!(
+                cleanup,
+                Cleanup::NothingCreated | Cleanup::LostKeyDeleted(_)
+            );
+            if settled
+                && error.kind.is_transient()
+                && attempt < CREATE_ATTEMPTS
+                && !self.cancel.is_set()
+                && create_backoff.wait(self.clock, self.cancel).await
+            {
+                continue;
+            }
+            if !cleanup.leaves_key() {
+                let _ = self.journal.remove(key);
+            }
+            return failed(
+                Step::Create,
+                Failure::Aws {
+                    error,
+                    signer: iam_signer,
+                },
+                cleanup,
+                deleted_inactive,
+            );
         };
         journal.stage = Stage::Created;
         journal.new_key_id = Some(created.id.clone());
         journal.new_secret = Some(created.secret.clone());
         if let Err(e) = self.journal.write(&journal) {
             let cleanup = self.delete_new_key(&iam, plan, &created.id).await;
-            if !matches!(cleanup, Cleanup::NewKeyLeft { .. }) {
+            if !cleanup.leaves_key() {
                 let _ = self.journal.remove(key);
             }
             return failed(Step::Create, Failure::Journal(e), cleanup, deleted_inactive);
@@ -419,7 +568,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             .await
         {
             let cleanup = self.delete_new_key(&iam, plan, &created.id).await;
-            if !matches!(cleanup, Cleanup::NewKeyLeft { .. }) {
+            if !cleanup.leaves_key() {
                 let _ = self.journal.remove(key);
             }
             return failed(Step::Verify, failure, cleanup, deleted_inactive);
@@ -427,14 +576,14 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         journal.stage = Stage::Verified;
         if let Err(e) = self.journal.write(&journal) {
             let cleanup = self.delete_new_key(&iam, plan, &created.id).await;
-            if !matches!(cleanup, Cleanup::NewKeyLeft { .. }) {
+            if !cleanup.leaves_key() {
                 let _ = self.journal.remove(key);
             }
             return failed(Step::Verify, Failure::Journal(e), cleanup, deleted_inactive);
         }
         if self.cancel.is_set() {
             let cleanup = self.delete_new_key(&iam, plan, &created.id).await;
-            if !matches!(cleanup, Cleanup::NewKeyLeft { .. }) {
+            if !cleanup.leaves_key() {
                 let _ = self.journal.remove(key);
             }
             return failed(
@@ -457,12 +606,12 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 ) {
                     Ok(()) => {
                         let cleanup = self.delete_new_key(&iam, plan, &created.id).await;
-                        if !matches!(cleanup, Cleanup::NewKeyLeft { .. }) {
+                        if !cleanup.leaves_key() {
                             let _ = self.journal.remove(key);
                         }
                         failed(
                             Step::Persist,
-                            Failure::Files(error),
+                            Failure::Files(Box::new(error)),
                             cleanup,
                             deleted_inactive,
                         )
@@ -470,7 +619,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     Err(restore_error) => KeyOutcome::Stuck {
                         new_key_id: created.id.clone(),
                         new_secret: created.secret.clone(),
-                        failure: Failure::Files(error),
+                        failure: Failure::Files(Box::new(error)),
                         restore_error,
                     },
                 };
@@ -482,6 +631,16 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             // retiring the old key is what the user asked for, and the journal is removed
             // right after anyway.
             tracing::warn!(key = %mask_key_id(key), error = %e, "could not record the persisted stage");
+        }
+
+        // Last check before retiring: no line of either file, in any section, names the old key.
+        if let Err(failure) = self.nothing_holds(&plan.old_key_id) {
+            return KeyOutcome::Partial {
+                new_key_id: created.id,
+                new_secret: created.secret,
+                failure,
+                deleted_inactive,
+            };
         }
 
         // Retire the old key, signed with the new key (or the MFA session).
@@ -686,6 +845,158 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
     /// Delete a key this run created (signed with the old key or session), retrying
     /// transient errors a few times.
     async fn delete_new_key(&self, iam: &C::Client, plan: &KeyPlan, new_key_id: &str) -> Cleanup {
+        match self.delete_key(iam, &plan.user, new_key_id).await {
+            Ok(()) => Cleanup::NewKeyDeleted(new_key_id.to_string()),
+            Err(e) => Cleanup::NewKeyLeft {
+                key_id: new_key_id.to_string(),
+                error: Some(e),
+            },
+        }
+    }
+
+    /// Re-read both files from disk: a failure names every setting line that still holds
+    /// `old_key_id`, in any section (the AWS CLI reads sections the SDKs ignore).
+    pub fn nothing_holds(&self, old_key_id: &str) -> Result<(), Failure> {
+        let paths = self.files.borrow().paths().clone();
+        let mut places = Vec::new();
+        for (kind, path) in [
+            (FileKind::Credentials, &paths.credentials),
+            (FileKind::Config, &paths.config),
+        ] {
+            match crate::profiles::scan::mentions(kind, path, old_key_id) {
+                Ok(found) => places.extend(found),
+                Err(source) => {
+                    return Err(Failure::Files(Box::new(ProfileError::Read {
+                        kind,
+                        path: path.clone(),
+                        source,
+                    })));
+                }
+            }
+        }
+        if places.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::StillHeld(places))
+        }
+    }
+
+    /// After a CreateAccessKey whose answer may have been lost: find the key it made and
+    /// delete it (its secret is lost with the answer). A key is this rotation's only if no
+    /// one knows it (not in the journal's known keys, in no file, in no other journal) and
+    /// IAM's CreateDate falls in the create call's window, widened by the clock-skew
+    /// allowance. More than one such key: none is touched. `relist`: IAM's list may lag the
+    /// create, so list a few times before concluding that nothing was made.
+    pub async fn reconcile_lost_create(
+        &self,
+        iam: &C::Client,
+        journal: &mut Journal,
+        relist: bool,
+    ) -> Cleanup {
+        let attempts = if relist {
+            self.options.relists.max(1)
+        } else {
+            1
+        };
+        let mut backoff = Backoff::new(
+            self.clock.now(),
+            self.options.backoff_initial,
+            self.options.backoff_max_step,
+            Duration::from_secs(3600),
+        );
+        let never = Cancel::default();
+        let others = self.journal.keys_of_other_journals(&journal.old_key_id);
+        let window = self.create_window(journal);
+        let mut candidates = Vec::new();
+        for attempt in 1..=attempts {
+            let keys = match iam.list_access_keys(&journal.user).await {
+                Ok(keys) => keys,
+                Err(e) => {
+                    return Cleanup::Unresolved {
+                        candidates: Vec::new(),
+                        error: Some(e),
+                    };
+                }
+            };
+            candidates = keys
+                .into_iter()
+                .filter(|k| {
+                    !journal.known_keys.contains(&k.id)
+                        && !others.contains(&k.id)
+                        && self.files.borrow().profiles_with_key(&k.id).is_empty()
+                        && k.created.is_some_and(|c| window.0 <= c && c <= window.1)
+                })
+                .map(|k| k.id)
+                .collect();
+            if !candidates.is_empty() || attempt == attempts {
+                break;
+            }
+            backoff.wait(self.clock, &never).await;
+        }
+        match candidates.as_slice() {
+            [] => Cleanup::NothingCreated,
+            [lost] => {
+                // On disk before it goes: a run killed now deletes exactly this key.
+                if !journal.orphans.contains(lost) {
+                    journal.orphans.push(lost.clone());
+                }
+                if self.journal.write(journal).is_err() {
+                    return Cleanup::Unresolved {
+                        candidates: candidates.clone(),
+                        error: None,
+                    };
+                }
+                match self.delete_key(iam, &journal.user, lost).await {
+                    Ok(()) => Cleanup::LostKeyDeleted(lost.clone()),
+                    Err(error) => Cleanup::NewKeyLeft {
+                        key_id: lost.clone(),
+                        error: Some(error),
+                    },
+                }
+            }
+            _ => Cleanup::Unresolved {
+                candidates,
+                error: None,
+            },
+        }
+    }
+
+    /// The span in which a CreateAccessKey of this rotation could have taken effect, by IAM's
+    /// clock: the recorded window (or, in a version 1 journal, from `started` on), widened by
+    /// the clock-skew allowance at both ends.
+    fn create_window(&self, journal: &Journal) -> (jiff::Timestamp, jiff::Timestamp) {
+        let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
+        let skew = signed(self.options.clock_skew);
+        let (from, to) = match &journal.create_window {
+            Some(w) => (parse(&w.from), parse(&w.to)),
+            None => (parse(&journal.started), None),
+        };
+        let from = from.unwrap_or(jiff::Timestamp::MIN);
+        // Whole seconds in the journal: round the end up by one.
+        let to = to.unwrap_or_else(|| from + signed(self.options.create_call_budget * 2))
+            + jiff::SignedDuration::from_secs(1);
+        (from - skew, to + skew)
+    }
+
+    /// Delete a key this rotation made, retrying transient errors within a bound.
+    pub(super) async fn delete_key_of(
+        &self,
+        iam: &C::Client,
+        user: &str,
+        key_id: &str,
+    ) -> Result<(), AwsError> {
+        self.delete_key(iam, user, key_id).await
+    }
+
+    /// Load the engine's files again from disk.
+    pub(super) fn reload(&self) -> Result<(), ProfileError> {
+        let paths = self.files.borrow().paths().clone();
+        let fresh = ProfileFiles::load(&paths)?;
+        *self.files.borrow_mut() = fresh;
+        Ok(())
+    }
+
+    async fn delete_key(&self, iam: &C::Client, user: &str, key_id: &str) -> Result<(), AwsError> {
         let never = Cancel::default();
         let mut backoff = Backoff::new(
             self.clock.now(),
@@ -694,52 +1005,21 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             self.options.verify_timeout.min(Duration::from_secs(30)),
         );
         loop {
-            match iam.delete_access_key(&plan.user, new_key_id).await {
-                Ok(()) => return Cleanup::NewKeyDeleted(new_key_id.to_string()),
-                Err(e) if e.kind == ErrorKind::NoSuchEntity => {
-                    return Cleanup::NewKeyDeleted(new_key_id.to_string());
-                }
+            match iam.delete_access_key(user, key_id).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind == ErrorKind::NoSuchEntity => return Ok(()),
                 Err(e) if e.kind.is_transient() => {
                     if !backoff.wait(self.clock, &never).await {
-                        return Cleanup::NewKeyLeft {
-                            key_id: new_key_id.to_string(),
-                            error: Some(e),
-                        };
+                        return Err(e);
                     }
                 }
-                Err(e) => {
-                    return Cleanup::NewKeyLeft {
-                        key_id: new_key_id.to_string(),
-                        error: Some(e),
-                    };
-                }
+                Err(e) => return Err(e),
             }
         }
     }
+}
 
-    /// After a CreateAccessKey whose answer was lost: delete any key of the user that was
-    /// not there when the plan was made and that no file holds.
-    pub async fn delete_unknown_keys(&self, iam: &C::Client, plan: &KeyPlan) -> Cleanup {
-        let keys = match iam.list_access_keys(&plan.user).await {
-            Ok(keys) => keys,
-            Err(e) => {
-                return Cleanup::NewKeyLeft {
-                    key_id: "(unknown)".into(),
-                    error: Some(e),
-                };
-            }
-        };
-        let mut result = Cleanup::NothingCreated;
-        for k in keys {
-            let in_files = !self.files.borrow().profiles_with_key(&k.id).is_empty();
-            if plan.known_keys.contains(&k.id) || in_files {
-                continue;
-            }
-            result = self.delete_new_key(iam, plan, &k.id).await;
-            if matches!(result, Cleanup::NewKeyLeft { .. }) {
-                return result;
-            }
-        }
-        result
-    }
+/// A path made absolute against the current directory (not through links), for the journal.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -6,6 +6,18 @@
 //! `journal-<OLD KEY ID>.json` (0600), written atomically and fsynced. It holds the old and
 //! new secrets, as the credentials file does, because finishing or undoing needs them.
 //!
+//! A per-user index in the state directory (`$XDG_STATE_HOME/iam-keys/journals/`, holding
+//! only the journal's path, no secret) lets a later run find an interrupted rotation whatever
+//! `AWS_SHARED_CREDENTIALS_FILE` says then, or through whichever path (a symlink, the real
+//! file) it names the credentials file. The journal records the run's own file paths
+//! (absolute), so recovery re-opens those files, not today's.
+//!
+//! Neither directory is used if it is a symbolic link, is not owned by the user, or is writable
+//! by group or others (one of ours that is too open is tightened to 0700).
+//!
+//! A journal that cannot be read (damaged, or written by a newer iam-keys) is kept and
+//! reported for its own key only; it never stops the others ([`Entry`]).
+//!
 //! Must not: decide anything. It records; [`super::recover`] reads it.
 
 use crate::rotation::plan::Retire;
@@ -74,6 +86,33 @@ pub struct Journal {
     /// the user holds it and recovery finishes rather than undoes.
     #[serde(default)]
     pub printed: bool,
+    /// The run's credentials and config files, absolute (version 2; absent in version 1).
+    /// Recovery re-opens these, whatever the environment says now.
+    #[serde(default)]
+    pub paths: Option<JournalPaths>,
+    /// When CreateAccessKey was sent, and the latest it could have taken effect (version 2).
+    /// A key of the user that no one knows and whose CreateDate falls in this window (with
+    /// the clock-skew allowance) is this rotation's lost key.
+    #[serde(default)]
+    pub create_window: Option<Window>,
+    /// Keys this rotation created but whose answer (and so secret) was lost: recorded here
+    /// before they are deleted, so that a run killed meanwhile deletes exactly these.
+    #[serde(default)]
+    pub orphans: Vec<String>,
+}
+
+/// The files a rotation worked on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalPaths {
+    pub credentials: PathBuf,
+    pub config: PathBuf,
+}
+
+/// A span of time, RFC 3339 at both ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub from: String,
+    pub to: String,
 }
 
 /// Where a rotation writes the new key.
@@ -92,7 +131,9 @@ pub enum Destination {
     Printed,
 }
 
-pub const VERSION: u32 = 1;
+/// The version this build writes. Version 1 (no `paths`, no `create_window`) is still read.
+pub const VERSION: u32 = 2;
+const OLDEST_READABLE: u32 = 1;
 
 /// The one place a secret is serialised: into the 0600 journal.
 mod secret_field {
@@ -146,9 +187,20 @@ pub enum JournalError {
         source: std::io::Error,
     },
     #[error(
-        "the recovery journal {path} is damaged ({reason}); move it aside and check the key's state with `iam-keys status`"
+        "the recovery journal {path} is damaged ({reason}); it is kept. Move it aside once you have checked the \
+         key's state with `iam-keys status`"
     )]
     Damaged { path: PathBuf, reason: String },
+    #[error(
+        "the recovery journal {path} was written by a newer iam-keys (journal version {version}; this one reads \
+         up to {VERSION}); it is kept: finish it with that newer iam-keys"
+    )]
+    Newer { path: PathBuf, version: u32 },
+    #[error(
+        "the journal directory {path} is not safe to use ({reason}); nothing was changed. Remove it or make it a \
+         directory of your own with mode 0700"
+    )]
+    Unsafe { path: PathBuf, reason: String },
     #[error("cannot remove the recovery journal {path}")]
     Remove {
         path: PathBuf,
@@ -157,22 +209,52 @@ pub enum JournalError {
     },
 }
 
-/// The journal directory of one credentials file.
+/// One journal found on disk: readable, or kept and reported for its own key.
+#[derive(Debug)]
+pub struct Entry {
+    pub path: PathBuf,
+    /// The old key id, from the file name (known even when the content is not readable).
+    pub old_key_id: String,
+    /// The store of the directory the journal is in (it may be another run's, found through
+    /// the index).
+    pub store: JournalStore,
+    pub journal: Result<Journal, JournalError>,
+}
+
+/// The journal directory of one credentials file, and the per-user index.
 #[derive(Clone, Debug)]
 pub struct JournalStore {
     dir: PathBuf,
+    index: Option<PathBuf>,
 }
 
 impl JournalStore {
     /// `.iam-keys/` beside the credentials file (as the path is given, not through links,
-    /// so a credentials file linked into a dotfiles repository keeps secrets out of it).
+    /// so a credentials file linked into a dotfiles repository keeps secrets out of it), with
+    /// no index.
     pub fn beside(credentials: &Path) -> JournalStore {
-        let parent = credentials
+        let absolute = std::path::absolute(credentials).unwrap_or_else(|_| credentials.into());
+        let parent = absolute
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         JournalStore {
             dir: parent.join(".iam-keys"),
+            index: None,
+        }
+    }
+
+    /// Also record each journal in (and find journals through) the index under `state_dir`.
+    pub fn with_index(mut self, state_dir: Option<&Path>) -> JournalStore {
+        self.index = state_dir.map(|d| d.join("journals"));
+        self
+    }
+
+    /// The store of another directory, sharing this store's index.
+    fn sibling(&self, dir: PathBuf) -> JournalStore {
+        JournalStore {
+            dir,
+            index: self.index.clone(),
         }
     }
 
@@ -181,49 +263,63 @@ impl JournalStore {
     }
 
     pub fn path_for(&self, old_key_id: &str) -> PathBuf {
-        self.dir.join(format!("journal-{old_key_id}.json"))
+        self.dir.join(file_name(old_key_id))
     }
 
     /// Write (or replace) the journal of a rotation: atomically, 0600, fsynced.
     pub fn write(&self, journal: &Journal) -> Result<(), JournalError> {
         let path = self.path_for(&journal.old_key_id);
-        let err = |source| JournalError::Write {
-            path: path.clone(),
-            source,
-        };
-        create_private_dir(&self.dir).map_err(err)?;
         let bytes = serde_json::to_vec_pretty(journal).expect("a journal serialises");
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".journal-")
-            .suffix(".tmp")
-            .tempfile_in(&self.dir)
-            .map_err(err)?;
-        tmp.write_all(&bytes).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(&path).map_err(|e| err(e.error))?;
-        sync_dir(&self.dir).map_err(err)?;
-        Ok(())
+        write_private(&self.dir, &path, &bytes)
     }
 
     /// Start a rotation's journal: like [`JournalStore::write`], but refused when one is
-    /// already there, so an unfinished rotation's record (perhaps the only copy of a new
-    /// key's secret) is never overwritten.
+    /// already there or indexed elsewhere, so an unfinished rotation's record (perhaps the
+    /// only copy of a new key's secret) is never overwritten. Records it in the index.
     pub fn start(&self, journal: &Journal) -> Result<(), JournalError> {
         let path = self.path_for(&journal.old_key_id);
         if path.exists() {
             return Err(JournalError::Pending { path });
         }
-        self.write(journal)
+        if let Some(other) = self.indexed(&journal.old_key_id)
+            && other.exists()
+        {
+            return Err(JournalError::Pending { path: other });
+        }
+        self.write(journal)?;
+        if let Some(index) = &self.index {
+            let pointer = serde_json::to_vec_pretty(&Pointer {
+                journal: path.clone(),
+            })
+            .expect("a pointer serialises");
+            let entry = index.join(file_name(&journal.old_key_id));
+            if let Err(e) = write_private(index, &entry, &pointer) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
-    /// Remove a finished rotation's journal.
+    /// Remove a finished rotation's journal, and its index entry.
     pub fn remove(&self, old_key_id: &str) -> Result<(), JournalError> {
         let path = self.path_for(old_key_id);
         match std::fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.dir).map_err(|source| JournalError::Remove { path, source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(JournalError::Remove { path, source }),
+            Ok(()) => sync_dir(&self.dir).map_err(|source| JournalError::Remove {
+                path: path.clone(),
+                source,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(JournalError::Remove { path, source }),
         }
+        if let Some(index) = &self.index {
+            let entry = index.join(file_name(old_key_id));
+            // Only our own pointer: another directory's journal of the same key stays listed.
+            if read_pointer(&entry).is_some_and(|p| same_file_path(&p, &path)) {
+                let _ = std::fs::remove_file(&entry);
+            }
+        }
+        Ok(())
     }
 
     /// The new key of a [`Destination::Printed`] rotation has reached the user's output: a
@@ -242,29 +338,129 @@ impl JournalStore {
         self.write(&journal)
     }
 
-    /// Every journal left behind, oldest key id first.
-    pub fn list(&self) -> Result<Vec<Journal>, JournalError> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(JournalError::Read {
-                    path: self.dir.clone(),
-                    source,
-                });
+    /// Where the index says the journal of `old_key_id` is, if it has an entry.
+    fn indexed(&self, old_key_id: &str) -> Option<PathBuf> {
+        read_pointer(&self.index.as_ref()?.join(file_name(old_key_id)))
+    }
+
+    /// Every journal left behind, beside this credentials file and (through the index) beside
+    /// any other, each once, oldest key id first. Only an unsafe directory here is an error;
+    /// a journal that cannot be read is an [`Entry`] with its error.
+    pub fn list(&self) -> Result<Vec<Entry>, JournalError> {
+        let mut paths = journal_files_in(&self.dir)?;
+        if let Some(index) = &self.index {
+            // An unsafe index is ignored here (and refused when a rotation starts): it only
+            // points at journals, which are checked where they are.
+            if let Ok(entries) = journal_files_in(index) {
+                for entry in entries {
+                    match read_pointer(&entry) {
+                        Some(p) if p.exists() => {
+                            if !paths.iter().any(|q| same_file_path(q, &p)) {
+                                paths.push(p);
+                            }
+                        }
+                        // The journal is gone (finished elsewhere): drop the stale pointer.
+                        _ => {
+                            let _ = std::fs::remove_file(&entry);
+                        }
+                    }
+                }
             }
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("journal-") && n.ends_with(".json"))
+        }
+        let mut entries: Vec<Entry> = paths
+            .into_iter()
+            .map(|path| {
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let journal = check_private_dir(&dir)
+                    .map_err(|reason| JournalError::Unsafe {
+                        path: dir.clone(),
+                        reason,
+                    })
+                    .and_then(|()| read(&path));
+                Entry {
+                    old_key_id: key_of(&path),
+                    store: self.sibling(dir),
+                    journal,
+                    path,
+                }
             })
             .collect();
-        paths.sort();
-        paths.iter().map(|p| read(p)).collect()
+        entries.sort_by(|a, b| a.old_key_id.cmp(&b.old_key_id).then(a.path.cmp(&b.path)));
+        Ok(entries)
     }
+
+    /// The keys named by every readable journal other than `old_key_id`'s (their new keys
+    /// and orphans): keys another rotation owns.
+    pub fn keys_of_other_journals(&self, old_key_id: &str) -> Vec<String> {
+        let Ok(entries) = self.list() else {
+            return Vec::new();
+        };
+        entries
+            .into_iter()
+            .filter(|e| e.old_key_id != old_key_id)
+            .filter_map(|e| e.journal.ok())
+            .flat_map(|j| j.new_key_id.into_iter().chain(j.orphans))
+            .collect()
+    }
+}
+
+/// The index's record of where a journal is. No secret.
+#[derive(Serialize, Deserialize)]
+struct Pointer {
+    journal: PathBuf,
+}
+
+fn file_name(old_key_id: &str) -> String {
+    format!("journal-{old_key_id}.json")
+}
+
+fn key_of(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("journal-"))
+        .and_then(|n| n.strip_suffix(".json"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn read_pointer(entry: &Path) -> Option<PathBuf> {
+    let bytes = std::fs::read(entry).ok()?;
+    serde_json::from_slice::<Pointer>(&bytes)
+        .ok()
+        .map(|p| p.journal)
+}
+
+/// The same file, whether named through a symlink or not.
+fn same_file_path(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The `journal-*.json` files of a directory (none when it does not exist).
+fn journal_files_in(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        _ => check_private_dir(dir).map_err(|reason| JournalError::Unsafe {
+            path: dir.to_path_buf(),
+            reason,
+        })?,
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| JournalError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("journal-") && n.ends_with(".json"))
+        })
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
 fn read(path: &Path) -> Result<Journal, JournalError> {
@@ -272,41 +468,101 @@ fn read(path: &Path) -> Result<Journal, JournalError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| JournalError::Damaged {
+    let damaged = |reason: String| JournalError::Damaged {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    if journal.version != VERSION {
-        return Err(JournalError::Damaged {
+        reason,
+    };
+    // The version first, so a newer journal is named for what it is, not "damaged".
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let version = serde_json::from_slice::<Versioned>(&bytes)
+        .map_err(|e| damaged(e.to_string()))?
+        .version;
+    if version > VERSION {
+        return Err(JournalError::Newer {
             path: path.to_path_buf(),
-            reason: format!("version {} is not the supported {VERSION}", journal.version),
+            version,
         });
     }
-    Ok(journal)
+    if version < OLDEST_READABLE {
+        return Err(damaged(format!("unknown version {version}")));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))
+}
+
+/// Write `bytes` to `path` in `dir` (created private if missing): a temporary file, fsync,
+/// rename, directory fsync.
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
+    let err = |source| JournalError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    create_private_dir(dir).map_err(err)?;
+    check_private_dir(dir).map_err(|reason| JournalError::Unsafe {
+        path: dir.to_path_buf(),
+        reason,
+    })?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".journal-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    sync_dir(dir).map_err(err)?;
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        match std::fs::DirBuilder::new()
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-        {
-            Ok(()) => {}
-            Err(e) => return Err(e),
-        }
-        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        Ok(())
     }
     #[cfg(not(unix))]
     {
         std::fs::create_dir_all(dir)
     }
+}
+
+/// A directory we may keep secrets in: not a symbolic link, a directory, owned by the user,
+/// not writable by group or others. One of ours that is readable or writable by others is
+/// tightened to 0700 first.
+fn check_private_dir(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
+    if meta.file_type().is_symlink() {
+        return Err("it is a symbolic link".into());
+    }
+    if !meta.is_dir() {
+        return Err("it is not a directory".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(format!(
+                "it belongs to user id {}, not to you ({me})",
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                format!(
+                    "its mode {:04o} lets others in and could not be tightened: {e}",
+                    meta.mode() & 0o777
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -351,7 +607,22 @@ mod tests {
             destination: Destination::Holders,
             auth_profile: None,
             printed: false,
+            paths: Some(JournalPaths {
+                credentials: PathBuf::from("/tmp/credentials"),
+                config: PathBuf::from("/tmp/config"),
+            }),
+            create_window: None,
+            orphans: Vec::new(),
         }
+    }
+
+    fn journals(store: &JournalStore) -> Vec<Journal> {
+        store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.journal.unwrap())
+            .collect()
     }
 
     #[test]
@@ -360,7 +631,7 @@ mod tests {
         let store = JournalStore::beside(&dir.path().join("credentials"));
         let journal = sample();
         store.write(&journal).unwrap();
-        assert_eq!(store.list().unwrap(), vec![journal.clone()]);
+        assert_eq!(journals(&store), vec![journal.clone()]);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -398,7 +669,7 @@ mod tests {
         let err = store.start(&fresh).unwrap_err();
         assert!(matches!(err, JournalError::Pending { .. }), "{err}");
         assert_eq!(
-            store.list().unwrap(),
+            journals(&store),
             vec![pending],
             "the pending journal is untouched"
         );
@@ -411,13 +682,111 @@ mod tests {
         assert!(!text.contains("new-secret-value"), "{text}");
     }
 
+    /// Issue 10, defect 7: one unreadable journal is reported for its own key and does not
+    /// hide the others; a newer version is named for what it is.
     #[test]
-    fn a_damaged_journal_is_reported_with_its_path() {
+    fn a_damaged_or_newer_journal_is_one_entry_among_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let store = JournalStore::beside(&dir.path().join("credentials"));
-        std::fs::create_dir_all(store.dir()).unwrap();
+        store.write(&sample()).unwrap();
         std::fs::write(store.path_for("AKIAX"), b"{ not json").unwrap();
-        let err = store.list().unwrap_err();
-        assert!(err.to_string().contains("journal-AKIAX.json"), "{err}");
+        let mut newer = serde_json::to_value(sample()).unwrap();
+        newer["version"] = 99.into();
+        newer["old_key_id"] = "AKIAZ".into();
+        std::fs::write(store.path_for("AKIAZ"), newer.to_string()).unwrap();
+
+        let entries = store.list().unwrap();
+        let keys: Vec<&str> = entries.iter().map(|e| e.old_key_id.as_str()).collect();
+        assert_eq!(keys, ["AKIAOLD0000000000000", "AKIAX", "AKIAZ"]);
+        assert!(entries[0].journal.is_ok());
+        let damaged = entries[1].journal.as_ref().unwrap_err();
+        assert!(matches!(damaged, JournalError::Damaged { .. }), "{damaged}");
+        assert!(
+            damaged.to_string().contains("journal-AKIAX.json"),
+            "{damaged}"
+        );
+        let newer = entries[2].journal.as_ref().unwrap_err();
+        assert!(
+            matches!(newer, JournalError::Newer { version: 99, .. }),
+            "{newer}"
+        );
+        assert!(newer.to_string().contains("newer iam-keys"), "{newer}");
+        assert!(!newer.to_string().contains("damaged"), "{newer}");
+    }
+
+    #[test]
+    fn a_version_1_journal_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JournalStore::beside(&dir.path().join("credentials"));
+        let mut v1 = serde_json::to_value(sample()).unwrap();
+        v1["version"] = 1.into();
+        let object = v1.as_object_mut().unwrap();
+        object.remove("paths");
+        object.remove("create_window");
+        object.remove("orphans");
+        std::fs::create_dir_all(store.dir()).unwrap();
+        std::fs::write(store.path_for("AKIAOLD0000000000000"), v1.to_string()).unwrap();
+        let read = journals(&store);
+        assert_eq!(read[0].version, 1);
+        assert_eq!(read[0].paths, None);
+    }
+
+    /// Issue 10, defect 1: a run where `AWS_SHARED_CREDENTIALS_FILE` points elsewhere, or
+    /// that names the file through a symlink, finds the journal through the index.
+    #[test]
+    fn the_index_finds_a_journal_beside_another_credentials_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let first =
+            JournalStore::beside(&dir.path().join("a/credentials")).with_index(Some(&state));
+        let other =
+            JournalStore::beside(&dir.path().join("b/credentials")).with_index(Some(&state));
+        let journal = sample();
+        first.start(&journal).unwrap();
+
+        let found = other.list().unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].path, first.path_for(&journal.old_key_id));
+        assert_eq!(found[0].store.dir(), first.dir());
+        let err = other.start(&journal).unwrap_err();
+        assert!(matches!(err, JournalError::Pending { .. }), "{err}");
+
+        found[0].store.remove(&journal.old_key_id).unwrap();
+        assert!(other.list().unwrap().is_empty());
+        assert!(first.list().unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_dir(state.join("journals")).unwrap().count(),
+            0
+        );
+    }
+
+    /// Issue 10, defect 5 (journal side): a journal directory that is a symlink is refused,
+    /// and nothing is written through it.
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_journal_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(".iam-keys")).unwrap();
+        let store = JournalStore::beside(&dir.path().join("credentials"));
+        let err = store.start(&sample()).unwrap_err();
+        assert!(matches!(err, JournalError::Unsafe { .. }), "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert!(store.list().is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_journal_directory_open_to_others_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = JournalStore::beside(&dir.path().join("credentials"));
+        std::fs::create_dir(store.dir()).unwrap();
+        std::fs::set_permissions(store.dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        store.start(&sample()).unwrap();
+        let mode = std::fs::metadata(store.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }

@@ -2,15 +2,21 @@
 //!
 //! | stage left | finish | undo |
 //! | --- | --- | --- |
-//! | intent | (nothing to finish) | delete any key of the user created since, held by no file |
+//! | intent | (nothing to finish) | the key a lost CreateAccessKey answer made, if one fits the call's window and no one knows it |
 //! | created, verified | verify the new key, write it to the files, retire the old key | delete the new key |
 //! | persisted | retire the old key | put the old key back in the files, delete the new key |
+//!
+//! Recovery trusts the journal, not today's environment: the engine works on the files the
+//! journal names ([`journal_paths`]). The old key is retired only once the new key is
+//! verified and, re-read from disk, in every profile that held the old key, with no line of
+//! either file naming the old key; otherwise the journal is kept and the error says why.
+//! Keys recorded as orphans (made by a lost answer) are deleted, exactly those.
 //!
 //! A key meant to be printed (`--output env`) has no files: until the run marks it printed,
 //! it is undone while the old key is Active, and handed back to be printed once it is not.
 //!
-//! Must not: touch a key that is neither the journal's old nor its new key, apart from a key
-//! created after the journal's start that no file holds (the lost answer of CreateAccessKey).
+//! Must not: touch a key that is neither the journal's old nor its new key, apart from the
+//! key a lost CreateAccessKey answer made (see `Engine::reconcile_lost_create`).
 
 use super::clock::Clock;
 use super::exec::{Cleanup, Engine, Failure};
@@ -18,9 +24,11 @@ use super::journal::{Destination, Journal, Stage};
 use super::plan::{KeyPlan, Retire};
 use crate::aws::{AwsError, Connector, Credentials, Iam, KeyStatus, Target};
 use crate::cli::advice::Signer;
-use crate::profiles::{KeyEdit, ProfileError, SaveOptions};
+use crate::profiles::scan::Mention;
+use crate::profiles::{FilePaths, KeyEdit, ProfileError, SaveOptions};
 use crate::secret::{Secret, mask_key_id};
 use std::fmt;
+use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -62,6 +70,15 @@ pub enum RecoverError {
     CannotUndo(String),
     /// A key the journal does not know could not be deleted.
     Cleanup(Cleanup),
+    /// Profiles that held the old key hold neither key now (edited or removed since the
+    /// rotation started, or the journal's files are not there): the new key would reach no
+    /// one, so the old key is not retired.
+    PlacesChanged {
+        profiles: Vec<String>,
+        paths: Vec<PathBuf>,
+    },
+    /// Lines of the files still name a key that is about to be retired or deleted.
+    StillHeld(Vec<Mention>),
 }
 
 impl fmt::Display for RecoverError {
@@ -71,7 +88,54 @@ impl fmt::Display for RecoverError {
             RecoverError::Files(e) => super::exec::write_with_causes(f, e.as_ref()),
             RecoverError::Verify(e) => write!(f, "{e}"),
             RecoverError::CannotUndo(why) => write!(f, "{why}"),
+            RecoverError::Cleanup(Cleanup::Unresolved { candidates, .. })
+                if candidates.len() > 1 =>
+            {
+                write!(
+                    f,
+                    "CreateAccessKey's answer was lost, and more than one key of the user ({}) was made in its \
+                     window by no one iam-keys knows; none is touched. Delete the one that is not in use by hand",
+                    candidates
+                        .iter()
+                        .map(|c| mask_key_id(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+            RecoverError::Cleanup(Cleanup::Unresolved { error: Some(e), .. }) => write!(
+                f,
+                "could not list the user's keys to look for a key made by a lost CreateAccessKey answer: {e}"
+            ),
+            RecoverError::Cleanup(Cleanup::NewKeyLeft { key_id, error }) => {
+                write!(f, "could not delete the key {}", mask_key_id(key_id))?;
+                if let Some(e) = error {
+                    write!(f, ": {e}")?;
+                }
+                Ok(())
+            }
             RecoverError::Cleanup(c) => write!(f, "could not clean up: {c:?}"),
+            RecoverError::PlacesChanged { profiles, paths } => write!(
+                f,
+                "profile {} in {} held the old key when the rotation started and holds neither key now; the new key \
+                 would reach no one, so the old key stays Active. Put the profile back (or point \
+                 AWS_SHARED_CREDENTIALS_FILE/AWS_CONFIG_FILE at the files it was in), or run `iam-keys recover --undo`",
+                profiles.join(", "),
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            RecoverError::StillHeld(places) => write!(
+                f,
+                "{} still name the key; it is not retired or deleted while they do. Edit those lines, then run \
+                 `iam-keys recover` again",
+                places
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -98,57 +162,89 @@ fn plan_of(journal: &Journal) -> KeyPlan {
     }
 }
 
+/// The files a journal's rotation worked on: the paths it recorded (version 2), else
+/// `current` (a version 1 journal recorded none).
+pub fn journal_paths(journal: &Journal, current: &FilePaths) -> FilePaths {
+    match &journal.paths {
+        Some(p) => FilePaths {
+            credentials: p.credentials.clone(),
+            config: p.config.clone(),
+        },
+        None => current.clone(),
+    }
+}
+
 impl<C: Connector, K: Clock> Engine<'_, C, K> {
     /// Finish or undo the rotation a journal describes; the journal is removed when done.
-    /// `session` is an MFA session for IAM calls when the account needs one.
+    /// `session` is an MFA session for IAM calls when the account needs one. The engine's
+    /// files must be the journal's own ([`journal_paths`]), and its store the journal's
+    /// directory.
     pub async fn recover(
         &self,
         journal: &Journal,
         mode: Mode,
         session: Option<&Credentials>,
     ) -> Result<Recovered, RecoverError> {
-        let plan = plan_of(journal);
+        let mut journal = journal.clone();
+        let plan = plan_of(&journal);
         let old = Credentials::long_term(journal.old_key_id.clone(), journal.old_secret.clone());
         let iam_as_old = self
             .connector
-            .connect(&target(journal, session.cloned().unwrap_or(old)));
+            .connect(&target(&journal, session.cloned().unwrap_or(old)));
         let old_signer = if session.is_some() {
             Signer::MfaSession
         } else {
             Signer::OldKey
         };
-        // The user's keys as IAM lists them now, with the credentials of the IAM calls.
+        let aws = |signer| move |error| RecoverError::Aws { error, signer };
+
+        // Keys made by lost CreateAccessKey answers, recorded before their deletion: exactly
+        // these are deleted, whatever the mode.
+        let mut deleted = Vec::new();
+        for orphan in journal.orphans.clone() {
+            if let Err(error) = self
+                .delete_key_of(&iam_as_old, &journal.user, &orphan)
+                .await
+            {
+                return Err(RecoverError::Cleanup(Cleanup::NewKeyLeft {
+                    key_id: orphan,
+                    error: Some(error),
+                }));
+            }
+            deleted.push(orphan);
+        }
+
+        let (Some(new_id), Some(new_secret)) =
+            (journal.new_key_id.clone(), journal.new_secret.clone())
+        else {
+            // No new key is known. A version 2 journal without a create window never sent
+            // CreateAccessKey; otherwise its answer may have been lost: look for the key.
+            if journal.version >= 2 && journal.create_window.is_none() {
+                return self.done(&journal, Recovered::Undone { deleted });
+            }
+            return match self
+                .reconcile_lost_create(&iam_as_old, &mut journal, true)
+                .await
+            {
+                Cleanup::NewKeyLeft { key_id, error } => {
+                    Err(RecoverError::Cleanup(Cleanup::NewKeyLeft { key_id, error }))
+                }
+                unresolved @ Cleanup::Unresolved { .. } => Err(RecoverError::Cleanup(unresolved)),
+                Cleanup::LostKeyDeleted(id) | Cleanup::NewKeyDeleted(id) => {
+                    deleted.push(id);
+                    self.done(&journal, Recovered::Undone { deleted })
+                }
+                Cleanup::NothingCreated => self.done(&journal, Recovered::Undone { deleted }),
+            };
+        };
         let list_keys = async || {
             iam_as_old
                 .list_access_keys(&journal.user)
                 .await
-                .map_err(|error| RecoverError::Aws {
-                    error,
-                    signer: old_signer,
-                })
-        };
-        let (Some(new_id), Some(new_secret)) =
-            (journal.new_key_id.clone(), journal.new_secret.clone())
-        else {
-            // Intent: no new key is known; one may exist if CreateAccessKey's answer was lost.
-            return match self.delete_unknown_keys(&iam_as_old, &plan).await {
-                Cleanup::NewKeyLeft {
-                    error: Some(error), ..
-                } => Err(RecoverError::Aws {
-                    error,
-                    signer: old_signer,
-                }),
-                left @ Cleanup::NewKeyLeft { .. } => Err(RecoverError::Cleanup(left)),
-                Cleanup::NewKeyDeleted(id) => {
-                    self.done(journal, Recovered::Undone { deleted: vec![id] })
-                }
-                Cleanup::NothingCreated => {
-                    self.done(journal, Recovered::Undone { deleted: vec![] })
-                }
-            };
+                .map_err(aws(old_signer))
         };
         let new_credentials = Credentials::long_term(new_id.clone(), new_secret.clone());
-        let as_new = self.connector.connect(&target(journal, new_credentials));
+        let as_new = self.connector.connect(&target(&journal, new_credentials));
         let files_have_new = !self.files.borrow().profiles_with_key(&new_id).is_empty();
         let files_have_old = !self
             .files
@@ -183,8 +279,13 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     // deleted by the failed run's own cleanup: then there is nothing to finish.
                     let keys = list_keys().await?;
                     if !keys.iter().any(|k| k.id == new_id) {
-                        return self.done(journal, Recovered::Undone { deleted: vec![] });
+                        return self.done(&journal, Recovered::Undone { deleted });
                     }
+                }
+                // Every place that held the old key must still hold the old or the new one;
+                // otherwise the new key would be written nowhere.
+                if journal.destination == Destination::Holders {
+                    self.places_unchanged(&journal, &new_id)?;
                 }
                 let to_profile = writes_profile && !files_have_new;
                 if journal.stage < Stage::Persisted || files_have_old || to_profile {
@@ -201,6 +302,16 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                             .map_err(|e| RecoverError::Files(Box::new(e)))?;
                     }
                 }
+                // Re-read from disk: the new key is in every place, no line names the old one.
+                if journal.destination != Destination::Printed {
+                    self.reload()
+                        .map_err(|e| RecoverError::Files(Box::new(e)))?;
+                    if journal.destination == Destination::Holders {
+                        self.places_unchanged(&journal, &new_id)?;
+                    }
+                    self.nothing_holds(&journal.old_key_id)
+                        .map_err(still_held)?;
+                }
                 let retire_client = if session.is_some() {
                     &iam_as_old
                 } else {
@@ -213,12 +324,9 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     journal.retire,
                 )
                 .await
-                .map_err(|error| RecoverError::Aws {
-                    error,
-                    signer: Signer::NewKey,
-                })?;
+                .map_err(aws(Signer::NewKey))?;
                 self.done(
-                    journal,
+                    &journal,
                     Recovered::Finished {
                         new_key_id: new_id,
                         new_secret,
@@ -269,24 +377,45 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                         )
                         .map_err(|e| RecoverError::Files(Box::new(e)))?;
                 }
-                match self.delete_unknown_keys(&iam_as_old, &plan).await {
-                    Cleanup::NewKeyLeft {
-                        error: Some(error), ..
-                    } => Err(RecoverError::Aws {
-                        error,
-                        signer: old_signer,
-                    }),
-                    left @ Cleanup::NewKeyLeft { .. } => Err(RecoverError::Cleanup(left)),
-                    _ => {
-                        let deleted = keys
-                            .iter()
-                            .filter(|k| !journal.known_keys.contains(&k.id))
-                            .map(|k| k.id.clone())
-                            .collect();
-                        self.done(journal, Recovered::Undone { deleted })
-                    }
+                // Exactly the new key goes, and only once no line names it.
+                if keys.iter().any(|k| k.id == new_id) {
+                    self.nothing_holds(&new_id).map_err(still_held)?;
+                    self.delete_key_of(&iam_as_old, &journal.user, &new_id)
+                        .await
+                        .map_err(aws(old_signer))?;
+                    deleted.push(new_id);
                 }
+                self.done(&journal, Recovered::Undone { deleted })
             }
+        }
+    }
+
+    /// The journal's profiles (`Holders`) each hold the old or the new key in the files as
+    /// loaded.
+    fn places_unchanged(&self, journal: &Journal, new_id: &str) -> Result<(), RecoverError> {
+        let files = self.files.borrow();
+        let holding = |id: &str| -> Vec<String> {
+            files
+                .profiles_with_key(id)
+                .into_iter()
+                .map(|h| h.profile)
+                .collect()
+        };
+        let (old, new) = (holding(&journal.old_key_id), holding(new_id));
+        let gone: Vec<String> = journal
+            .profiles
+            .iter()
+            .filter(|p| !old.contains(p) && !new.contains(p))
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            Ok(())
+        } else {
+            let p = files.paths();
+            Err(RecoverError::PlacesChanged {
+                profiles: gone,
+                paths: vec![p.credentials.clone(), p.config.clone()],
+            })
         }
     }
 
@@ -295,5 +424,12 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             tracing::warn!(error = %e, "could not remove the finished journal");
         }
         Ok(result)
+    }
+}
+
+fn still_held(failure: Failure) -> RecoverError {
+    match failure {
+        Failure::StillHeld(places) => RecoverError::StillHeld(places),
+        other => RecoverError::Verify(Box::new(other)),
     }
 }

@@ -82,6 +82,10 @@ pub enum Fault {
     /// Forward, get moto's answer, and hold it until [`FaultProxy::release_all`]: the effect
     /// happened, the client has not heard. Kill the client while it is held to lose the answer.
     HoldAfterForward,
+    /// Forward to moto (the effect happens), drop its answer, and do this instead: an
+    /// `Error` (a 500 after the side effect), `Reset` (the connection drops), or `Delay(d)`
+    /// then close (a stall past the client's attempt timeout). What a lost answer looks like.
+    ForwardThenFail(Box<Fault>),
 }
 
 /// One fault-injection rule. Build with the constructors, refine with the chained setters.
@@ -165,6 +169,11 @@ impl Rule {
     /// Forward to moto, then hold its answer.
     pub fn hold_after(action: &str) -> Rule {
         Rule::new(action, Fault::HoldAfterForward)
+    }
+
+    /// Forward to moto, then lose the answer as `then` says (see [`Fault::ForwardThenFail`]).
+    pub fn after_effect(action: &str, then: Fault) -> Rule {
+        Rule::new(action, Fault::ForwardThenFail(Box::new(then)))
     }
 
     /// Only for requests signed with keys matching `key`.
@@ -858,6 +867,37 @@ fn handle(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             relay(&mut client, shared, &request, index, &request_id)
         }
+        Some(Fault::ForwardThenFail(then)) => {
+            let answer = forward(shared, &request);
+            if let Ok((status, _)) = &answer {
+                shared.set_status(index, *status);
+            }
+            match *then {
+                Fault::Error {
+                    status,
+                    code,
+                    message,
+                } => {
+                    let body = error_body(code.as_deref(), &message, &request_id);
+                    write_response(
+                        &mut client,
+                        status,
+                        "text/xml",
+                        body.as_bytes(),
+                        &request_id,
+                    )
+                }
+                Fault::Delay(d) => {
+                    shared.sleep(d);
+                    let _ = client.shutdown(Shutdown::Both);
+                    Ok(())
+                }
+                _ => {
+                    let _ = client.shutdown(Shutdown::Both);
+                    Ok(())
+                }
+            }
+        }
         Some(Fault::HoldAfterForward) => {
             let answer = forward(shared, &request);
             if let Ok((status, _)) = &answer {
@@ -916,6 +956,7 @@ fn describe(fault: &Fault) -> String {
         Fault::Reset => "reset".into(),
         Fault::HoldBeforeForward => "hold-before".into(),
         Fault::HoldAfterForward => "hold-after".into(),
+        Fault::ForwardThenFail(then) => format!("forward, then {}", describe(then)),
     }
 }
 

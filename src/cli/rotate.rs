@@ -278,7 +278,16 @@ async fn rotate<C: Connector>(
                         recovered.push(text);
                     }
                     (Ok(_), Err(_)) => unreachable!("an unreadable journal is never recovered"),
-                    (Err(message), _) => {
+                    // Unreadable: kept, and only its own key waits on it.
+                    (Err(message), Err(_)) => {
+                        ui.warn(&format!(
+                            "left the journal of {} alone: {message}",
+                            mask_key_id(&entry.old_key_id)
+                        ));
+                        outcome = outcome.max(Outcome::Attention);
+                        blocked.push((entry.old_key_id.clone(), text_of_pending(entry)));
+                    }
+                    (Err(message), Ok(_)) => {
                         ui.warn(&format!(
                             "could not finish the rotation of {}: {message}",
                             mask_key_id(&entry.old_key_id)

@@ -1031,3 +1031,219 @@ fn a_printed_partial_rotation_is_finished_by_recover() {
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
     assert!(readable(&world.journal()).is_empty());
 }
+
+/// Issue 10, defect 3: an `intent` journal left by an old run must not delete a key that
+/// another machine made long after (outside the create call's window), nor one that another
+/// journal owns. It is listed and left alone; the journal is finished (nothing was made).
+#[test]
+fn an_old_intent_journal_never_deletes_a_key_made_later_elsewhere() {
+    let world = World::simple();
+    interrupted_at(&world, Stage::Intent);
+    // The lost key of that run was cleaned up by hand; a month later CI makes a key.
+    for k in world.iam.keys(&world.user) {
+        if k.id != world.old_id {
+            let admin = world.iam.connector().connect(&world.target());
+            block(crate::aws::Iam::delete_access_key(
+                &admin,
+                &world.user,
+                &k.id,
+            ))
+            .unwrap();
+        }
+    }
+    world.clock.advance(Duration::from_secs(30 * 86_400));
+    let (ci_key, _) = world
+        .iam
+        .add_key(&world.user, world.clock_now(), KeyStatus::Active);
+    let recovered = recover(&world, Mode::Finish).unwrap();
+    assert!(
+        matches!(&recovered, Recovered::Undone { deleted } if deleted.is_empty()),
+        "{recovered:?}"
+    );
+    assert_eq!(world.key_status(&ci_key), Some(KeyStatus::Active));
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    assert!(readable(&world.journal()).is_empty());
+}
+
+/// Issue 10, defect 3: when the new key is known, undo deletes exactly that key, and never
+/// another unknown key of the user (another machine's, made meanwhile).
+#[test]
+fn undo_deletes_exactly_the_new_key() {
+    let world = World::new(
+        "[dev]\naws_access_key_id = {ID}\naws_secret_access_key = {SECRET}\n",
+        "",
+    );
+    let new_id = interrupted_at(&world, Stage::Created).unwrap();
+    // Someone turns the rotation's way around: deletes nothing, but IAM now lists a key
+    // that no one here knows. (Two keys is IAM's limit, so make room by hand first.)
+    let admin = world.iam.connector().connect(&world.target());
+    block(crate::aws::Iam::delete_access_key(
+        &admin,
+        &world.user,
+        &new_id,
+    ))
+    .unwrap();
+    let (other, _) = world
+        .iam
+        .add_key(&world.user, world.clock_now(), KeyStatus::Active);
+    let recovered = recover(&world, Mode::Undo).unwrap();
+    assert!(
+        matches!(&recovered, Recovered::Undone { deleted } if deleted.is_empty()),
+        "{recovered:?}"
+    );
+    assert_eq!(world.key_status(&other), Some(KeyStatus::Active));
+}
+
+/// Issue 10, defect 3: a key that fits the window but that another journal owns is not
+/// this rotation's.
+#[test]
+fn a_key_of_another_journal_is_never_taken_for_a_lost_one() {
+    let world = World::simple();
+    interrupted_at(&world, Stage::Intent);
+    let lost: Vec<String> = world
+        .iam
+        .keys(&world.user)
+        .into_iter()
+        .map(|k| k.id)
+        .filter(|id| *id != world.old_id)
+        .collect();
+    assert_eq!(lost.len(), 1);
+    let mut other = readable(&world.journal()).remove(0);
+    other.old_key_id = "AKIAOTHERROTATION000".into();
+    other.new_key_id = Some(lost[0].clone());
+    world.journal().write(&other).unwrap();
+    let connector = FakeConnector::new(&world.iam);
+    let files = world.files();
+    let journal = world.journal();
+    let options = ExecOptions::default();
+    let cancel = Cancel::default();
+    let progress = |_: &str, _: Step| {};
+    let engine = Engine {
+        connector: &connector,
+        clock: &world.clock,
+        files: &files,
+        journal: &journal,
+        options: &options,
+        cancel: &cancel,
+        progress: &progress,
+    };
+    let mine = readable(&journal)
+        .into_iter()
+        .find(|j| j.old_key_id == world.old_id)
+        .unwrap();
+    let recovered = block(engine.recover(&mine, Mode::Finish, None)).unwrap();
+    assert!(
+        matches!(&recovered, Recovered::Undone { deleted } if deleted.is_empty()),
+        "{recovered:?}"
+    );
+    assert_eq!(world.key_status(&lost[0]), Some(KeyStatus::Active));
+}
+
+/// Issue 10, defect 1: the profile that held the old key was removed (or the files are not
+/// the ones the rotation worked on): the new key would reach no one, so recovery keeps the
+/// old key Active and the journal, and says why.
+#[test]
+fn recovery_never_retires_the_old_key_when_the_new_one_would_reach_no_one() {
+    let world = World::simple();
+    let new_id = interrupted_at(&world, Stage::Verified).unwrap();
+    std::fs::write(&world.paths.credentials, "[somebody-else]\nregion = x\n").unwrap();
+    let err = recover(&world, Mode::Finish).unwrap_err();
+    assert!(
+        matches!(&err, RecoverError::PlacesChanged { profiles, .. } if profiles == &vec!["dev".to_string()]),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("recover --undo"), "{err}");
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
+    assert_eq!(readable(&world.journal()).len(), 1, "the journal is kept");
+    // Undo is still possible: it deletes exactly the new key.
+    let undone = recover(&world, Mode::Undo).unwrap();
+    assert!(
+        matches!(&undone, Recovered::Undone { deleted } if deleted == &vec![new_id.clone()]),
+        "{undone:?}"
+    );
+}
+
+/// Issue 10, defect 4: a section the SDKs ignore but the AWS CLI reads (`[profile dev]` in
+/// the credentials file) still holds the old key after the save: it is not retired; the run
+/// is partial and the journal kept.
+#[test]
+fn a_line_still_naming_the_old_key_stops_the_retirement() {
+    let world = World::new(
+        "[dev]\naws_access_key_id = {ID}\naws_secret_access_key = {SECRET}\n\
+         [profile dev]\naws_access_key_id = {ID}\naws_secret_access_key = {SECRET}\n",
+        "",
+    );
+    let plan = world.plan(PlanOptions::default());
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    let KeyOutcome::Partial {
+        failure: Failure::StillHeld(places),
+        ..
+    } = &outcome
+    else {
+        panic!("expected a partial rotation, got {outcome:?}");
+    };
+    assert_eq!(places.len(), 1, "{places:?}");
+    let header = world
+        .credentials_text()
+        .lines()
+        .position(|l| l == "[profile dev]")
+        .unwrap();
+    assert_eq!(places[0].line, header + 2, "the line under the header");
+    assert_eq!(places[0].section.as_deref(), Some("profile dev"));
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    assert_eq!(readable(&world.journal()).len(), 1);
+    // Recovery keeps refusing while the line is there...
+    let err = recover(&world, Mode::Finish).unwrap_err();
+    assert!(matches!(err, RecoverError::StillHeld(_)), "{err:?}");
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    // ...and finishes once it is gone.
+    let text = world.credentials_text();
+    let cut = text.find("[profile dev]").unwrap();
+    std::fs::write(&world.paths.credentials, &text[..cut]).unwrap();
+    let finished = recover(&world, Mode::Finish).unwrap();
+    assert!(
+        matches!(finished, Recovered::Finished { .. }),
+        "{finished:?}"
+    );
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+}
+
+/// The Inactive key that `--delete-inactive` would delete was turned back on meanwhile: it is
+/// an Active key the run did not create, so it is left alone and nothing changes.
+#[test]
+fn an_inactive_key_turned_back_on_meanwhile_is_not_deleted() {
+    let world = World::simple();
+    let (second, _) = world.iam.add_key(
+        &world.user,
+        world.clock_now() - jiff::SignedDuration::from_hours(24),
+        KeyStatus::Inactive,
+    );
+    let plan = world.plan(PlanOptions {
+        delete_inactive: true,
+        ..PlanOptions::default()
+    });
+    assert_eq!(plan.delete_first.as_deref(), Some(second.as_str()));
+    let admin = world.iam.connector().connect(&world.target());
+    block(crate::aws::Iam::update_access_key(
+        &admin,
+        &world.user,
+        &second,
+        KeyStatus::Active,
+    ))
+    .unwrap();
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(
+        matches!(
+            &outcome,
+            KeyOutcome::Failed {
+                failure: Failure::InactiveKeyChanged { .. },
+                cleanup: Cleanup::NothingCreated,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(world.key_status(&second), Some(KeyStatus::Active));
+    assert_eq!(world.iam.count(Action::CreateAccessKey), 0);
+}

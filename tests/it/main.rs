@@ -5,6 +5,7 @@ mod support;
 
 mod auth_profile;
 mod crash;
+mod edges;
 mod errors;
 mod faults;
 mod files;

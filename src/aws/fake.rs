@@ -170,6 +170,18 @@ struct State {
     mfa_code: Option<String>,
     rules: Vec<Rule>,
     propagation_delay: u32,
+    /// For keys created from now on: how their first calls authenticate (`false`: refused
+    /// with InvalidClientTokenId, as IAM does while a key propagates); then always.
+    propagation_pattern: Vec<bool>,
+    /// ListAccessKeys does not show a key for this long after it was created (IAM's lists
+    /// are eventually consistent).
+    list_lag: Duration,
+    /// Attempts per call, as the SDK's standard retry mode makes them: a transient error on a
+    /// call that is safe to retry (`Action::retry_safe`) is sent again, up to this many.
+    sdk_attempts: u32,
+    /// Calls so far, and the call at which the process "dies" (see [`FakeIam::kill_at`]).
+    call_count: u64,
+    kill_at: Option<(u64, bool)>,
     calls: Vec<Call>,
 }
 
@@ -186,6 +198,11 @@ impl Default for State {
             mfa_code: None,
             rules: Vec::new(),
             propagation_delay: 0,
+            propagation_pattern: Vec::new(),
+            list_lag: Duration::ZERO,
+            sdk_attempts: 1,
+            call_count: 0,
+            kill_at: None,
             calls: Vec::new(),
         }
     }
@@ -209,8 +226,9 @@ struct Key {
     status: KeyStatus,
     created: Timestamp,
     last_used: LastUsed,
-    /// Calls still to fail with InvalidClientTokenId (propagation drill).
-    unpropagated_calls: u32,
+    /// How the key's next calls authenticate (`false`: InvalidClientTokenId, propagation);
+    /// once empty, always.
+    propagation: std::collections::VecDeque<bool>,
 }
 
 #[derive(Debug)]
@@ -315,8 +333,40 @@ impl FakeIam {
             s.keys.iter().filter(|k| k.user == user).count() < 2,
             "FakeIam::add_key: {user} already has two keys"
         );
-        let (id, secret) = s.new_key(user, created, status, 0);
+        let (id, secret) = s.new_key(user, created, status, Vec::new());
         (id, secret)
+    }
+
+    /// Every key IAM holds: (id, user, secret, status).
+    pub fn all_keys(&self) -> Vec<(String, String, Secret, KeyStatus)> {
+        self.state()
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    k.id.clone(),
+                    k.user.clone(),
+                    k.secret.clone(),
+                    k.status.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The user a key belongs to, if it exists.
+    pub fn user_of(&self, key_id: &str) -> Option<String> {
+        self.state()
+            .keys
+            .iter()
+            .find(|k| k.id == key_id)
+            .map(|k| k.user.clone())
+    }
+
+    /// Deletes a key as someone else would (not recorded as a call).
+    pub fn remove_key(&self, user: &str, key_id: &str) {
+        self.state()
+            .keys
+            .retain(|k| !(k.id == key_id && k.user == user));
     }
 
     /// The user's keys as ListAccessKeys shows them, oldest first.
@@ -442,6 +492,38 @@ impl FakeIam {
         self.state().propagation_delay = calls;
     }
 
+    /// Keys created from now on authenticate as `pattern` says for their first calls
+    /// (`false`: refused, as while propagating; a `true` then a `false` is a key that worked
+    /// once and then failed again), then always.
+    pub fn propagation_pattern(&self, pattern: Vec<bool>) {
+        self.state().propagation_pattern = pattern;
+    }
+
+    /// ListAccessKeys hides a key for `lag` after its creation.
+    pub fn list_lag(&self, lag: Duration) {
+        self.state().list_lag = lag;
+    }
+
+    /// Make each call as the SDK would, with up to `attempts` attempts for the calls that
+    /// are safe to retry (see [`Action::retry_safe`]); 1 (the default) is one attempt.
+    pub fn sdk_attempts(&self, attempts: u32) {
+        self.state().sdk_attempts = attempts.max(1);
+    }
+
+    /// The process dies at the `n`th call from now (1 = the next one): before IAM sees it,
+    /// or, with `after_effect`, once it has taken effect and before the answer. The caller's
+    /// code unwinds with a [`Killed`] panic; IAM's state is kept.
+    pub fn kill_at(&self, n: u64, after_effect: bool) {
+        let mut s = self.state();
+        let at = s.call_count + n;
+        s.kill_at = Some((at, after_effect));
+    }
+
+    /// No kill scheduled.
+    pub fn no_kill(&self) {
+        self.state().kill_at = None;
+    }
+
     /// Every call so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.state().calls.clone()
@@ -482,7 +564,7 @@ impl State {
         user: &str,
         created: Timestamp,
         status: KeyStatus,
-        unpropagated_calls: u32,
+        propagation: Vec<bool>,
     ) -> (String, Secret) {
         let n = self.next();
         let id = format!("AKIAFAKE{n:012}");
@@ -494,7 +576,7 @@ impl State {
             status,
             created,
             last_used: LastUsed::default(),
-            unpropagated_calls,
+            propagation: propagation.into(),
         });
         (id, secret)
     }
@@ -551,8 +633,7 @@ impl State {
         let Some(key) = self.keys.iter_mut().find(|k| k.id == creds.access_key_id) else {
             return Err(invalid());
         };
-        if key.unpropagated_calls > 0 {
-            key.unpropagated_calls -= 1;
+        if key.propagation.pop_front() == Some(false) {
             return Err(invalid());
         }
         if key.status != KeyStatus::Active {
@@ -757,18 +838,51 @@ struct Request<'a> {
 }
 
 impl FakeClient {
-    /// Runs one call: record it, apply scripted faults, authenticate, then `op`.
+    /// Runs one call as the SDK would: each attempt is recorded, meets the scripted faults,
+    /// authenticates, then runs `op`; a transient error on a call that is safe to retry is
+    /// attempted again (see [`FakeIam::sdk_attempts`]).
     async fn call<T>(
         &self,
         action: Action,
         request: Request<'_>,
-        op: impl FnOnce(&mut State, Caller) -> Result<T, AwsError>,
+        op: impl Fn(&mut State, Caller) -> Result<T, AwsError>,
         created_key: impl Fn(&T) -> Option<String>,
+    ) -> Result<T, AwsError> {
+        let mut attempt = 1;
+        loop {
+            let result = self.attempt(action, &request, &op, &created_key).await;
+            let attempts = self.iam.state().sdk_attempts;
+            match result {
+                Err(e) if e.kind.is_transient() && action.retry_safe() && attempt < attempts => {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One attempt of a call.
+    async fn attempt<T>(
+        &self,
+        action: Action,
+        request: &Request<'_>,
+        op: &impl Fn(&mut State, Caller) -> Result<T, AwsError>,
+        created_key: &impl Fn(&T) -> Option<String>,
     ) -> Result<T, AwsError> {
         // Let other tasks run, as a real call would.
         YieldOnce(false).await;
         let creds = &self.target.credentials;
         let mut s = self.iam.state();
+        s.call_count += 1;
+        let kill = s
+            .kill_at
+            .filter(|(at, _)| *at == s.call_count)
+            .map(|(_, after)| after);
+        if kill == Some(false) {
+            s.kill_at = None;
+            drop(s);
+            std::panic::panic_any(Killed);
+        }
         let endpoint = match action {
             Action::GetCallerIdentity | Action::GetSessionToken => &self.endpoints.sts,
             _ => &self.endpoints.iam,
@@ -793,7 +907,7 @@ impl FakeClient {
                 .authenticate(creds, action, &self.target.region)
                 .and_then(|caller| op(&mut s, caller)),
         };
-        let created = result.as_ref().ok().and_then(&created_key);
+        let created = result.as_ref().ok().and_then(created_key);
         let result = match (result, &fault) {
             (Ok(_), Some(f)) => Err(fault_error(action, f, endpoint)),
             (result, _) => result,
@@ -805,12 +919,22 @@ impl FakeClient {
             user: request.user.map(str::to_string),
             target_key: request.target_key.map(str::to_string).or(created),
             mfa_serial: request.mfa_serial.map(str::to_string),
-            ok: result.is_ok(),
+            ok: result.is_ok() && kill.is_none(),
             error: result.as_ref().err().map(|e| e.kind),
         });
+        if kill == Some(true) {
+            s.kill_at = None;
+            drop(s);
+            std::panic::panic_any(Killed);
+        }
         result
     }
 }
+
+/// The panic payload of a process "killed" by [`FakeIam::kill_at`]: catch it with
+/// `catch_unwind` to drop every in-memory state while IAM's and the disk's remain.
+#[derive(Debug)]
+pub struct Killed;
 
 impl Iam for FakeClient {
     async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
@@ -843,9 +967,11 @@ impl Iam for FakeClient {
             },
             |s, caller| {
                 s.authorize(&caller, action, user)?;
+                let lag = jiff::SignedDuration::try_from(s.list_lag).unwrap_or_default();
+                let visible_before = s.now - lag;
                 Ok(s.keys
                     .iter()
-                    .filter(|k| k.user == user)
+                    .filter(|k| k.user == user && (lag.is_zero() || k.created <= visible_before))
                     .map(|k| AccessKeyMeta {
                         id: k.id.clone(),
                         status: k.status.clone(),
@@ -874,8 +1000,10 @@ impl Iam for FakeClient {
                         .with_message("Cannot exceed quota for AccessKeysPerUser: 2")
                         .with_status(409));
                 }
-                let (now, delay) = (s.now, s.propagation_delay);
-                let (id, secret) = s.new_key(user, now, KeyStatus::Active, delay);
+                let now = s.now;
+                let mut propagation = vec![false; s.propagation_delay as usize];
+                propagation.extend(s.propagation_pattern.iter().copied());
+                let (id, secret) = s.new_key(user, now, KeyStatus::Active, propagation);
                 Ok(NewAccessKey {
                     id,
                     secret,
@@ -913,7 +1041,7 @@ impl Iam for FakeClient {
                     .iter_mut()
                     .find(|k| k.id == key_id && k.user == user)
                     .ok_or_else(|| no_such_key(action, key_id))?;
-                key.status = status;
+                key.status = status.clone();
                 Ok(())
             },
             |_| None,

@@ -826,33 +826,9 @@ fn text_of_pending(entry: &crate::rotation::journal::Entry) -> String {
     )
 }
 
-/// Every setting line that holds the key, in either file and whatever its section, must be
-/// one the edit rewrites: otherwise the AWS CLI would keep reading the retired key there.
-/// Refused before any key is made.
+/// Refused before any key is made when a line the edit would not rewrite holds the key.
 fn every_place_covered(files: &ProfileFiles, key_id: &str) -> Result<(), String> {
-    let edit = KeyEdit::Replace {
-        old_key_id: key_id.to_string(),
-        new_key_id: "AKIAIAMKEYSPLACEHOLD".to_string(),
-        new_secret: crate::secret::Secret::new("placeholder"),
-    };
-    let edited = files.with_edits(&[edit]).map_err(|e| e.to_string())?;
-    let mut left = Vec::new();
-    for (kind, path) in [
-        (
-            crate::profiles::FileKind::Credentials,
-            &files.paths().credentials,
-        ),
-        (crate::profiles::FileKind::Config, &files.paths().config),
-    ] {
-        for (line, section) in crate::profiles::scan::mentions_in_text(&edited.text(kind), key_id) {
-            left.push(crate::profiles::scan::Mention {
-                file: kind,
-                path: path.clone(),
-                line,
-                section,
-            });
-        }
-    }
+    let left = plan::uncovered_places(files, key_id).map_err(|e| e.to_string())?;
     if left.is_empty() {
         return Ok(());
     }

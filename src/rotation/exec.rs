@@ -26,6 +26,9 @@ use std::time::Duration;
 /// IAM's state shows that the previous one made no key (or the key it made is deleted).
 const CREATE_ATTEMPTS: u32 = 3;
 
+/// How long those attempts may take in all, the listing between them included.
+const CREATE_BUDGET: Duration = Duration::from_secs(60);
+
 /// Tunables of the protocol.
 #[derive(Clone, Debug)]
 pub struct ExecOptions {
@@ -486,7 +489,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             self.clock.now(),
             self.options.backoff_initial,
             self.options.backoff_max_step,
-            self.options.verify_timeout,
+            CREATE_BUDGET,
         );
         let mut attempt = 0;
         let created = loop {
@@ -883,9 +886,10 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
 
     /// After a CreateAccessKey whose answer may have been lost: find the key it made and
     /// delete it (its secret is lost with the answer). A key is this rotation's only if no
-    /// one knows it (not in the journal's known keys, in no file, in no other journal) and
-    /// IAM's CreateDate falls in the create call's window, widened by the clock-skew
-    /// allowance. More than one such key: none is touched. `relist`: IAM's list may lag the
+    /// one knows it (not in the journal's known keys, in no file, in no other journal), IAM's
+    /// CreateDate falls in the create call's window, widened by the clock-skew allowance, and
+    /// it has never been used (GetAccessKeyLastUsed: no one ever held its secret). More than
+    /// one such key: none is touched. `relist`: IAM's list may lag the
     /// create, so list a few times before concluding that nothing was made.
     pub async fn reconcile_lost_create(
         &self,
@@ -933,6 +937,22 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             }
             backoff.wait(self.clock, &never).await;
         }
+        // No one ever held a lost key's secret, so it has never been used: a key that has
+        // been is someone else's, made in the same minutes.
+        let mut unused = Vec::new();
+        for id in candidates {
+            match iam.access_key_last_used(&id).await {
+                Ok(last) if last.date.is_none() => unused.push(id),
+                Ok(_) => {}
+                Err(e) => {
+                    return Cleanup::Unresolved {
+                        candidates: vec![id],
+                        error: Some(e),
+                    };
+                }
+            }
+        }
+        let candidates = unused;
         match candidates.as_slice() {
             [] => Cleanup::NothingCreated,
             [lost] => {

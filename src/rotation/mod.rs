@@ -17,4 +17,6 @@ pub mod recover;
 pub use exec::{Engine, ExecOptions, KeyOutcome, Step};
 pub use plan::{Decision, KeyPlan, PlanOptions, Refusal, Retire};
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;

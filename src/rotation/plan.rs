@@ -2,12 +2,44 @@
 //! options, decide whether the key is rotated, not due, or refused, and how.
 //!
 //! Must not: do I/O. Inputs in, a [`Decision`] out; a dry run prints it as it is.
+//! ([`uncovered_places`] works on the files as loaded in memory.)
 
 use crate::aws::{AccessKeyMeta, KeyStatus, LastUsed};
 use crate::inventory::KeyFacts;
 use crate::secret::mask_key_id;
 use jiff::Timestamp;
 use std::time::Duration;
+
+/// The setting lines, in either file and whatever their section, that still hold `key_id`
+/// once every profile holding it is rewritten: places the rotation could not update (sections
+/// the SDKs ignore but the AWS CLI reads). A key with any is not rotated. Computed on the
+/// files in memory; writes nothing.
+pub fn uncovered_places(
+    files: &crate::profiles::ProfileFiles,
+    key_id: &str,
+) -> Result<Vec<crate::profiles::scan::Mention>, crate::profiles::ProfileError> {
+    use crate::profiles::{FileKind, KeyEdit, scan};
+    let edited = files.with_edits(&[KeyEdit::Replace {
+        old_key_id: key_id.to_string(),
+        new_key_id: "AKIAIAMKEYSPLACEHOLD".to_string(),
+        new_secret: crate::secret::Secret::new("placeholder"),
+    }])?;
+    let mut left = Vec::new();
+    for (kind, path) in [
+        (FileKind::Credentials, &files.paths().credentials),
+        (FileKind::Config, &files.paths().config),
+    ] {
+        for (line, section) in scan::mentions_in_text(&edited.text(kind), key_id) {
+            left.push(scan::Mention {
+                file: kind,
+                path: path.clone(),
+                line,
+                section,
+            });
+        }
+    }
+    Ok(left)
+}
 
 /// What happens to the old key once the new one works.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

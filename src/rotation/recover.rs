@@ -274,14 +274,11 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         let writes_profile = matches!(journal.destination, Destination::Profile(_));
         match mode {
             Mode::Finish => {
-                if !files_have_new {
-                    // Before the files were written, the new key may already have been
-                    // deleted by the failed run's own cleanup: then there is nothing to finish.
-                    let keys = list_keys().await?;
-                    if !keys.iter().any(|k| k.id == new_id) {
-                        return self.done(&journal, Recovered::Undone { deleted });
-                    }
-                }
+                // Before the files were written, the failed run's own cleanup may have
+                // deleted the new key. A list that does not show it proves nothing (IAM's
+                // lists lag a create): such a key is verified like any other, and if it does
+                // not work, deleted (exactly it), never abandoned with its secret.
+                let listed = files_have_new || list_keys().await?.iter().any(|k| k.id == new_id);
                 // Every place that held the old key must still hold the old or the new one;
                 // otherwise the new key would be written nowhere.
                 if journal.destination == Destination::Holders {
@@ -289,14 +286,25 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 }
                 let to_profile = writes_profile && !files_have_new;
                 if journal.stage < Stage::Persisted || files_have_old || to_profile {
-                    self.verify(
-                        &as_new,
-                        &journal.account,
-                        &journal.user,
-                        &journal.old_key_id,
-                    )
-                    .await
-                    .map_err(|f| RecoverError::Verify(Box::new(f)))?;
+                    let verified = self
+                        .verify(
+                            &as_new,
+                            &journal.account,
+                            &journal.user,
+                            &journal.old_key_id,
+                        )
+                        .await;
+                    match verified {
+                        Ok(()) => {}
+                        Err(_) if !listed => {
+                            self.delete_key_of(&iam_as_old, &journal.user, &new_id)
+                                .await
+                                .map_err(aws(old_signer))?;
+                            deleted.push(new_id);
+                            return self.done(&journal, Recovered::Undone { deleted });
+                        }
+                        Err(f) => return Err(RecoverError::Verify(Box::new(f))),
+                    }
                     if files_have_old || to_profile {
                         self.persist_to(&journal.destination, &plan, &new_id, &new_secret)
                             .map_err(|e| RecoverError::Files(Box::new(e)))?;
@@ -377,12 +385,14 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                         )
                         .map_err(|e| RecoverError::Files(Box::new(e)))?;
                 }
-                // Exactly the new key goes, and only once no line names it.
+                // Exactly the new key goes, and only once no line names it. It is deleted
+                // even when the list does not show it (lists lag; a key already gone answers
+                // NoSuchEntity, which is done).
+                self.nothing_holds(&new_id).map_err(still_held)?;
+                self.delete_key_of(&iam_as_old, &journal.user, &new_id)
+                    .await
+                    .map_err(aws(old_signer))?;
                 if keys.iter().any(|k| k.id == new_id) {
-                    self.nothing_holds(&new_id).map_err(still_held)?;
-                    self.delete_key_of(&iam_as_old, &journal.user, &new_id)
-                        .await
-                        .map_err(aws(old_signer))?;
                     deleted.push(new_id);
                 }
                 self.done(&journal, Recovered::Undone { deleted })

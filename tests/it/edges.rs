@@ -9,6 +9,8 @@
 //! | 3. an old journal deleted a key another machine made | `an_old_intent_journal_leaves_a_key_made_elsewhere_alone` |
 //! | 4. sections the AWS CLI reads were left on the retired key | `a_key_also_in_sections_the_cli_reads_is_refused_before_anything_changes` |
 //! | 7. one damaged journal blocked every rotation | `damaged_and_newer_journals_block_only_their_own_key` |
+//!
+//! Also: a second Ctrl-C, `recover` twice, a symlinked and a real path, a lost make-room answer.
 
 use crate::invariants::iam_keys_of;
 use crate::support::cmd::{Run, Sandbox};
@@ -403,4 +405,142 @@ fn damaged_and_newer_journals_block_only_their_own_key() {
         !recover.output().contains("version 99 is not the supported"),
         "{recover}"
     );
+}
+
+fn sigint(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -INT failed");
+}
+
+/// A second Ctrl-C leaves at once (exit 130) with the journal kept; `recover` finishes the
+/// rotation, and a second `recover` finds nothing and changes nothing.
+#[test]
+fn a_second_ctrl_c_leaves_at_once_and_recover_twice_changes_nothing() {
+    let (user, old, secret) = new_user("edge-ctrl-c");
+    let sandbox = Sandbox::new();
+    sandbox.write_credentials(&block("default", &old, &secret));
+    let proxy = FaultProxy::start(&moto().endpoint);
+    proxy.add_rule(
+        Rule::hold_before("GetCallerIdentity")
+            .key(KeyMatch::IsNot(old.clone()))
+            .skip(1),
+    );
+    let child = sandbox
+        .cmd(&["rotate", "--yes"])
+        .endpoint(&proxy.endpoint)
+        .start();
+    assert!(
+        proxy.wait_held(1, Duration::from_secs(60)),
+        "nothing was held"
+    );
+    sigint(child.id());
+    std::thread::sleep(Duration::from_millis(300));
+    sigint(child.id());
+    let run = child.finish();
+    assert_eq!(run.status, 130, "{run}");
+    proxy.clear_rules();
+    proxy.discard_held();
+    assert_eq!(
+        journals(&sandbox).len(),
+        1,
+        "the journal is kept for recover"
+    );
+
+    let first = sandbox
+        .cmd(&["recover", "--yes"])
+        .endpoint(&proxy.endpoint)
+        .run();
+    first.assert_code(0).assert_stdout_contains("finished");
+    let after_first = iam_keys_of(&user);
+    let files_after_first = sandbox.read_credentials();
+    let second = sandbox
+        .cmd(&["recover", "--yes"])
+        .endpoint(&proxy.endpoint)
+        .run();
+    second
+        .assert_code(0)
+        .assert_stdout_contains("nothing to recover");
+    assert_eq!(
+        iam_keys_of(&user),
+        after_first,
+        "the second recover changes nothing"
+    );
+    assert_eq!(sandbox.read_credentials(), files_after_first);
+    let (new, new_secret) = key_in(&files_after_first, "[default]").unwrap();
+    assert!(moto().key_works_as(&new, &new_secret, &user));
+}
+
+/// The lock lives beside the resolved file, the journal beside the path as given: a run
+/// through a symlink and a run through the real path find each other's journal (through the
+/// per-user index).
+#[test]
+fn runs_through_a_symlink_and_the_real_path_see_the_same_journal() {
+    let (user, old, secret) = new_user("edge-link");
+    let sandbox = Sandbox::new();
+    let real_dir = sandbox.path("dotfiles");
+    std::fs::create_dir(&real_dir).unwrap();
+    let real = real_dir.join("credentials");
+    std::fs::write(&real, block("default", &old, &secret)).unwrap();
+    let link = sandbox.path("link-credentials");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let proxy = FaultProxy::start(&moto().endpoint);
+    proxy.add_rule(Rule::hold_before("UpdateAccessKey"));
+    let mut child = sandbox
+        .cmd(&["rotate", "--yes"])
+        .env("AWS_SHARED_CREDENTIALS_FILE", link.display().to_string())
+        .endpoint(&proxy.endpoint)
+        .start();
+    assert!(
+        proxy.wait_held(1, Duration::from_secs(60)),
+        "nothing was held"
+    );
+    child.kill();
+    child.finish();
+    proxy.clear_rules();
+    proxy.discard_held();
+    // The journal is beside the link, not in the dotfiles directory.
+    assert!(!real_dir.join(".iam-keys").exists());
+    let run = sandbox
+        .cmd(&["recover", "--yes"])
+        .env("AWS_SHARED_CREDENTIALS_FILE", real.display().to_string())
+        .endpoint(&proxy.endpoint)
+        .run();
+    run.assert_code(0).assert_stdout_contains("finished");
+    let text = std::fs::read_to_string(&real).unwrap();
+    let (new, _) = key_in(&text, "[default]").unwrap();
+    let mut want = vec![(old, "Inactive".to_string()), (new, "Active".to_string())];
+    want.sort();
+    assert_eq!(iam_keys_of(&user), want);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+/// The make-room DeleteAccessKey takes effect and its answer is lost: the SDK's retry answers
+/// NoSuchEntity, which is done; the rotation goes on.
+#[test]
+fn a_lost_make_room_answer_is_done_not_a_failure() {
+    let (user, old, secret) = new_user("edge-room");
+    let m = moto();
+    let (spare, _) = m.create_key(&user);
+    m.set_key_status(&user, &spare, "Inactive");
+    let sandbox = Sandbox::new();
+    sandbox.write_credentials(&block("default", &old, &secret));
+    let proxy = FaultProxy::start(&m.endpoint);
+    proxy.add_rule(Rule::after_effect("DeleteAccessKey", Fault::Reset).times(1));
+    let run = sandbox
+        .cmd(&["rotate", "--yes", "--delete-inactive"])
+        .endpoint(&proxy.endpoint)
+        .run();
+    run.assert_code(0).assert_stdout_contains("1 rotated");
+    let (new, _) = key_in(&sandbox.read_credentials(), "[default]").unwrap();
+    let mut want = vec![(old, "Inactive".to_string()), (new, "Active".to_string())];
+    want.sort();
+    assert_eq!(iam_keys_of(&user), want, "the spare is gone, nothing else");
 }

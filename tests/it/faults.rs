@@ -11,6 +11,11 @@
 //! times, reported in the table). Every run is at `-vvv` with `RUST_LOG=trace` and no secret
 //! may appear in its output.
 //!
+//! Two fault kinds forward the call to moto first and then lose the answer (a 500, or a
+//! dropped connection): the call took effect and the client cannot know. They apply to the
+//! calls that change IAM (CreateAccessKey, UpdateAccessKey, DeleteAccessKey); CreateAccessKey
+//! is never re-sent blindly, the others are safe to retry (see `aws::Action::retry_safe`).
+//!
 //! The call rows: GetCallerIdentity is split by signer, since it is both a preflight call
 //! (the old key) and the verification call (the new key); DeleteAccessKey is the retire call
 //! of `rotate --delete` (its make-room use is in the crash matrix).
@@ -18,7 +23,7 @@
 use crate::invariants::{self, Case, Retired};
 use crate::support::cmd::{Run, Sandbox};
 use crate::support::moto::moto;
-use crate::support::proxy::{FaultProxy, KeyMatch, Rule};
+use crate::support::proxy::{Fault, FaultProxy, KeyMatch, Rule};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +50,10 @@ enum Kind {
     Forbidden403NoCode,
     Reset,
     Delay,
+    /// Forwarded to moto (it takes effect), then the answer is a 500 (issue 10).
+    E500AfterEffect,
+    /// Forwarded to moto (it takes effect), then the connection drops (issue 10).
+    ResetAfterEffect,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +70,9 @@ enum Want {
     Unchanged,
     /// Exit 3: the new key is in the files, the old one still Active; `recover` finishes.
     Partial,
+    /// Exit 3: the new key is in the files and the old one is retired in IAM, but no answer
+    /// said so; `recover` finishes (its retire call finds the key retired).
+    PartialRetired,
 }
 
 const CALLS: [Call; 7] = [
@@ -73,7 +85,7 @@ const CALLS: [Call; 7] = [
     Call::DeleteAccessKey,
 ];
 
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 9] = [
     Kind::E500,
     Kind::E503,
     Kind::Throttling,
@@ -81,6 +93,8 @@ const KINDS: [Kind; 7] = [
     Kind::Forbidden403NoCode,
     Kind::Reset,
     Kind::Delay,
+    Kind::E500AfterEffect,
+    Kind::ResetAfterEffect,
 ];
 
 /// The longest one case's rotation may take (it is killed and the case fails after).
@@ -140,14 +154,33 @@ impl Kind {
             ),
             Kind::Reset => Rule::reset(action),
             Kind::Delay => Rule::delay(action, Duration::from_millis(700)),
+            Kind::E500AfterEffect => Rule::after_effect(
+                action,
+                Fault::Error {
+                    status: 500,
+                    code: Some("InternalFailure".into()),
+                    message: "internal error".into(),
+                },
+            ),
+            Kind::ResetAfterEffect => Rule::after_effect(action, Fault::Reset),
         }
     }
 
     fn transient(self) -> bool {
         matches!(
             self,
-            Kind::E500 | Kind::E503 | Kind::Throttling | Kind::Reset
+            Kind::E500
+                | Kind::E503
+                | Kind::Throttling
+                | Kind::Reset
+                | Kind::E500AfterEffect
+                | Kind::ResetAfterEffect
         )
+    }
+
+    /// The call takes effect before the fault: only meaningful for the calls that change IAM.
+    fn after_effect(self) -> bool {
+        matches!(self, Kind::E500AfterEffect | Kind::ResetAfterEffect)
     }
 
     fn label(self) -> &'static str {
@@ -159,6 +192,8 @@ impl Kind {
             Kind::Forbidden403NoCode => "403, no code",
             Kind::Reset => "connection reset",
             Kind::Delay => "delay 700 ms",
+            Kind::E500AfterEffect => "forwarded, then 500",
+            Kind::ResetAfterEffect => "forwarded, then reset",
         }
     }
 }
@@ -182,6 +217,9 @@ fn expected(call: Call, kind: Kind, count: Count) -> Want {
         Call::GetCallerIdentityNew => Want::Unchanged,
         // Retiring is retried within the verify timeout; then it is a partial rotation.
         Call::UpdateAccessKey | Call::DeleteAccessKey if count == Count::Once => Want::Rotated,
+        Call::UpdateAccessKey | Call::DeleteAccessKey if kind.after_effect() => {
+            Want::PartialRetired
+        }
         Call::UpdateAccessKey | Call::DeleteAccessKey => Want::Partial,
     }
 }
@@ -283,6 +321,29 @@ fn run_case(item: &Item) -> String {
             );
             "1, nothing changed".to_string()
         }
+        Want::PartialRetired => {
+            run.assert_code(3)
+                .assert_stdout_contains("rotated, but the old key")
+                .assert_stdout_contains("iam-keys recover");
+            let obs = invariants::check(&case, &[&run], true);
+            assert_eq!(obs.stages, vec!["persisted".to_string()], "{name}");
+            assert!(
+                !obs.iam.contains(&(old_id.clone(), "Active".to_string())),
+                "{name}: the old key was retired, though no answer said so"
+            );
+            proxy.clear_rules();
+            let recovered = sandbox
+                .cmd(&["recover", "--yes", "-vvv"])
+                .env("RUST_LOG", "trace")
+                .endpoint(&proxy.endpoint)
+                .timeout(RUN_DEADLINE)
+                .run();
+            recovered.assert_code(0).assert_stdout_contains("finished");
+            runs.push(recovered);
+            let refs: Vec<&Run> = runs.iter().collect();
+            invariants::converged(&case, &refs, retired);
+            "3, partial (old key retired); recover → 0".to_string()
+        }
         Want::Partial => {
             run.assert_code(3)
                 .assert_stdout_contains("rotated, but the old key")
@@ -328,6 +389,13 @@ fn fault_matrix() {
     let mut items = Vec::new();
     for call in CALLS {
         for kind in KINDS {
+            let mutating = matches!(
+                call,
+                Call::CreateAccessKey | Call::UpdateAccessKey | Call::DeleteAccessKey
+            );
+            if kind.after_effect() && !mutating {
+                continue;
+            }
             for count in [Count::Once, Count::Forever] {
                 items.push(Item { call, kind, count });
             }

@@ -761,10 +761,12 @@ fn undo_is_refused_once_the_old_key_is_retired() {
         KeyStatus::Inactive,
     ))
     .unwrap();
-    // The old key is inactive: it can no longer sign the undo either way.
+    // The old key is inactive, so it cannot even sign the ListAccessKeys that would show it
+    // Inactive: IAM (unlike moto) refuses it as an unknown token. (Signed by a session or an
+    // administrator, the same journal is refused as `CannotUndo`: see the printed cases.)
     let err = recover(&world, Mode::Undo).unwrap_err();
     assert!(
-        matches!(err, RecoverError::Aws { .. } | RecoverError::CannotUndo(_)),
+        matches!(&err, RecoverError::Aws { error, .. } if error.kind == ErrorKind::InvalidClientTokenId),
         "{err:?}"
     );
     assert_eq!(readable(&world.journal()).len(), 1, "the journal is kept");

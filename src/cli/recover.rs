@@ -37,11 +37,17 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
             path.display()
         ));
     };
-    let _lock = RunLock::acquire(
+    let lock = RunLock::acquire(
         &settings.paths.credentials,
         std::time::Duration::from_secs(30),
         &mut on_wait,
     )?;
+    for stale in lock.remove_stale_temp_files(&settings.paths) {
+        ui.note(&format!(
+            "removed a temporary file left by an interrupted save: {}",
+            stale.display()
+        ));
+    }
     let journals = JournalStore::beside(&settings.paths.credentials);
     let pending = journals.list()?;
     if pending.is_empty() {

@@ -173,11 +173,18 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
                 ));
             }
         };
-        Some(RunLock::acquire(
+        let lock = RunLock::acquire(
             &settings.paths.credentials,
             args.lock_timeout.duration,
             &mut on_wait,
-        )?)
+        )?;
+        for stale in lock.remove_stale_temp_files(&settings.paths) {
+            ui.note(&format!(
+                "removed a temporary file left by an interrupted save: {}",
+                stale.display()
+            ));
+        }
+        Some(lock)
     };
     let files = RefCell::new(ProfileFiles::load(&settings.paths)?);
     for warning in files.borrow().warnings() {
@@ -550,6 +557,11 @@ async fn rotate<C: Connector>(
             .expect("a job per result");
         for note in result.save_notes() {
             ui.note(&note);
+        }
+        if let KeyOutcome::Rotated { saved, .. } = &result {
+            for note in saved.files.iter().filter_map(|f| f.in_place_note()) {
+                ui.note(&note);
+            }
         }
         if group.destination == Destination::Printed {
             match &result {

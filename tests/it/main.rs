@@ -7,6 +7,7 @@ mod auth_profile;
 mod crash;
 mod errors;
 mod faults;
+mod file_edges;
 mod files;
 mod harness;
 mod invariants;

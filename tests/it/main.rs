@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod file_edges;
 mod files;
+mod fuzz_corpus;
 mod harness;
 mod invariants;
 mod mfa;

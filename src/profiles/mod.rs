@@ -52,7 +52,20 @@
 //! kept) atomically: temporary file in the same directory, fsync, rename, fsync of the
 //! directory. The mode is kept but never looser than 0600 for a file holding a secret; the
 //! owner is kept; a new file is 0600 in a 0700 directory. The saved file is read back and
-//! checked. A [`RunLock`] beside the credentials file keeps two runs from interleaving.
+//! checked. A file with another name (a hard link) or that a rename cannot replace (a
+//! single-file bind mount: `EBUSY`/`EXDEV`) is rewritten in place instead (backup first,
+//! even without [`SaveOptions::backup`], then removed again; see [`InPlace`]). Temporary
+//! files start with [`TEMP_PREFIX`], are 0600 from creation, and stale ones are removed
+//! under the lock ([`RunLock::remove_stale_temp_files`]). A [`RunLock`] beside the
+//! credentials file keeps two runs from interleaving; it never follows a symlink.
+//!
+//! # What a path may be
+//!
+//! Only a regular file (or a symlink to one) is read or written: a FIFO, a directory, a
+//! device or a socket is refused at once, naming it ([`ProfileError::NotRegular`],
+//! [`ProfileError::IsDirectory`]); files are opened non-blocking and checked with `fstat`
+//! on the handle. `/dev/null` reads as empty and is never written
+//! ([`ProfileError::NullDevice`]). At most 16 MiB is read ([`ProfileError::TooLarge`]).
 
 pub mod document;
 mod edit;

@@ -57,7 +57,7 @@ pub enum ProfileError {
     NullDevice { kind: FileKind, path: PathBuf },
 
     #[error(
-        "the {kind} {} could not be rewritten in place and may be damaged{}; its previous content is in {}: copy it back, then run `iam-keys recover`",
+        "the {kind} {} could not be rewritten in place and may be damaged{}; its previous content is in {}: copy that file over it before you use the profiles again",
         path.display(),
         already_saved(saved),
         backup.display()

@@ -856,26 +856,28 @@ impl ProfileFiles {
         };
         let mode_tightened = match in_place {
             None => mode_tightened,
-            Some(_) => match save::write_in_place(&target, text.as_bytes(), mode, identity) {
-                Ok(tightened) => tightened,
-                Err(source) => {
-                    // Put the previous content back the same way; only when that fails too
-                    // is the file left damaged (the backup holds it).
-                    let restored =
-                        save::write_in_place(&target, &current, save::Mode::Private, None).is_ok()
-                            && std::fs::read(&target).is_ok_and(|b| b == current);
-                    return Err(match (restored, backup.clone()) {
-                        (false, Some(backup)) => ProfileError::InPlaceDamaged {
-                            kind,
-                            path: loaded.path.clone(),
-                            backup,
-                            saved: saved.to_vec(),
-                            source,
-                        },
-                        _ => write_err(source),
-                    });
+            Some(_) => {
+                let mut file = save::open_in_place(&target, identity).map_err(write_err)?;
+                match file.rewrite(text.as_bytes(), mode) {
+                    Ok(tightened) => tightened,
+                    Err(source) => {
+                        // Put the previous content back the same way; only when that fails
+                        // too is the file left damaged (the backup holds it).
+                        let keep = save::Mode::Keep { holds_secret: true };
+                        let restored = file.rewrite(&current, keep).is_ok();
+                        return Err(match (restored, backup.clone()) {
+                            (false, Some(backup)) => ProfileError::InPlaceDamaged {
+                                kind,
+                                path: loaded.path.clone(),
+                                backup,
+                                saved: saved.to_vec(),
+                                source,
+                            },
+                            _ => write_err(source),
+                        });
+                    }
                 }
-            },
+            }
         };
 
         // Read back what is on disk and check every edited profile.

@@ -2,7 +2,8 @@
 //! type checked with `fstat` on the opened handle (no check-then-open race), and the size
 //! capped at [`MAX_FILE_SIZE`]. Only a regular file is read or written (a symlink to one is
 //! fine: its target is used); `/dev/null`, the usual way to disable a file, reads as empty
-//! and is never written.
+//! and is never written. A regular file under another process's lease (a Samba oplock) is
+//! waited for, up to [`LEASE_WAIT`], by retrying the non-blocking open.
 //!
 //! Must not: write, or decide what an error says to the user (the caller turns an
 //! [`OpenError`] into a [`super::ProfileError`] naming the file).
@@ -52,16 +53,32 @@ impl From<io::Error> for OpenError {
     }
 }
 
-/// Open `path` (symlinks followed) for reading, without blocking.
-fn open_nonblocking(path: &Path) -> io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
+/// How long an open waits for another process to give up its lease on a file (a Samba
+/// oplock, an NFS server's delegation): the kernel breaks a lease after
+/// `/proc/sys/fs/lease-break-time` (45 s by default) anyway.
+pub(super) const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Open with `options` plus `O_NONBLOCK` (so a FIFO never blocks). A regular file under
+/// another process's lease answers `EWOULDBLOCK` while the kernel breaks the lease: that is
+/// retried every 50 ms for up to [`LEASE_WAIT`], never with a blocking open.
+pub(super) fn open_nonblocking(
+    options: &mut std::fs::OpenOptions,
+    path: &Path,
+) -> io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NONBLOCK);
     }
-    options.open(path)
+    let started = std::time::Instant::now();
+    loop {
+        match options.open(path) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && started.elapsed() < LEASE_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// What a non-regular file is, for messages.
@@ -133,7 +150,7 @@ pub(super) fn identity(_meta: &Metadata) -> Identity {
 /// Read a profile file: a missing file is [`Contents::Missing`]; anything but a regular file
 /// or `/dev/null` is refused; at most [`MAX_FILE_SIZE`] bytes.
 pub(super) fn read_profile_file(path: &Path) -> Result<Contents, OpenError> {
-    let file = match open_nonblocking(path) {
+    let file = match open_nonblocking(std::fs::OpenOptions::new().read(true), path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Contents::Missing),
         Err(e) => return Err(OpenError::Io(e)),

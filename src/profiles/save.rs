@@ -207,25 +207,20 @@ pub(super) fn rename_refused(e: &io::Error) -> Option<&'static str> {
     }
 }
 
-/// Rewrite `target` in place with `bytes`: open it (it must still be the file `expected`
-/// names), tighten its mode as [`Mode::Keep`] says, write from offset 0, truncate, fsync,
-/// read back and compare. Returns (from, to) when the mode was tightened. On an error the
-/// file may hold part of `bytes`: the caller restores it.
-pub(super) fn write_in_place(
+/// A file opened to be rewritten in place ([`open_in_place`]).
+pub(super) struct InPlaceFile {
+    file: fs::File,
+    meta: fs::Metadata,
+}
+
+/// Open `target` to rewrite it in place: a regular file, and still the file `expected`
+/// names (not replaced by another program since it was read). Nothing is written yet.
+pub(super) fn open_in_place(
     target: &Path,
-    bytes: &[u8],
-    mode: Mode,
     expected: Option<super::open::Identity>,
-) -> io::Result<Option<(u32, u32)>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut options = fs::OpenOptions::new();
-    options.read(true).write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let mut file = options.open(target)?;
+) -> io::Result<InPlaceFile> {
+    let file =
+        super::open::open_nonblocking(fs::OpenOptions::new().read(true).write(true), target)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::other(format!(
@@ -243,21 +238,30 @@ pub(super) fn write_in_place(
             target.display()
         )));
     }
-    let tightened = set_mode(&file, Some(&meta), mode)?;
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(bytes)?;
-    file.set_len(bytes.len() as u64)?;
-    file.sync_all()?;
-    file.seek(SeekFrom::Start(0))?;
-    let mut back = Vec::with_capacity(bytes.len());
-    file.read_to_end(&mut back)?;
-    if back != bytes {
-        return Err(io::Error::other(format!(
-            "{} does not read back what was written",
-            target.display()
-        )));
+    Ok(InPlaceFile { file, meta })
+}
+
+impl InPlaceFile {
+    /// Tighten the mode as [`Mode::Keep`] says, write `bytes` from offset 0, truncate,
+    /// fsync, read back and compare. Returns (from, to) when the mode was tightened. On an
+    /// error the file may hold part of `bytes`: the caller rewrites the previous content.
+    pub(super) fn rewrite(&mut self, bytes: &[u8], mode: Mode) -> io::Result<Option<(u32, u32)>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let tightened = set_mode(&self.file, Some(&self.meta), mode)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(bytes)?;
+        self.file.set_len(bytes.len() as u64)?;
+        self.file.sync_all()?;
+        self.file.seek(SeekFrom::Start(0))?;
+        let mut back = Vec::with_capacity(bytes.len());
+        self.file.read_to_end(&mut back)?;
+        if back != bytes {
+            return Err(io::Error::other(
+                "the file does not read back what was written",
+            ));
+        }
+        Ok(tightened)
     }
-    Ok(tightened)
 }
 
 /// Remove the temporary files a killed save left beside the real file of `path` (its own,
@@ -269,6 +273,10 @@ pub(super) fn remove_stale_temps(path: &Path) -> Vec<PathBuf> {
     let Ok(target) = real_target(path) else {
         return Vec::new();
     };
+    // Only beside a regular file (or one still to be created): never in /dev for /dev/null.
+    if fs::symlink_metadata(&target).is_ok_and(|m| !m.is_file()) {
+        return Vec::new();
+    }
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Vec::new();
     };

@@ -1234,6 +1234,33 @@ fn a_profile_file_that_is_not_a_regular_file_is_refused_at_once_naming_it() {
     );
 }
 
+/// A regular file another process holds a lease on (a Samba oplock, say) is waited for
+/// (the open is retried without blocking), not refused.
+#[test]
+fn a_file_under_a_lease_is_waited_for_and_then_read() {
+    use std::os::fd::AsRawFd;
+    let d = Dir::new(Some(&key_file()), None);
+    // SAFETY: ignoring SIGIO (the lease break notice, fatal by default) has no preconditions.
+    unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+    let holder = fs::File::open(&d.paths.credentials).unwrap();
+    // SAFETY: a valid open file descriptor.
+    let rc = unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
+    assert_eq!(rc, 0, "F_SETLEASE: {}", std::io::Error::last_os_error());
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: a valid open file descriptor.
+        unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    });
+    let started = std::time::Instant::now();
+    let f = d.load();
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "it waited for the lease"
+    );
+    assert_eq!(f.profiles_with_key(OLD).len(), 1);
+    release.join().unwrap();
+}
+
 #[test]
 fn a_file_over_the_size_cap_is_refused_naming_it_and_the_cap() {
     let d = Dir::new(Some(&key_file()), None);
@@ -1358,6 +1385,105 @@ fn a_hard_linked_file_is_rewritten_in_place_and_both_names_see_the_new_key() {
             d.names()
         );
     }
+}
+
+/// A tmpfs mounted on a directory for the life of the guard (unit tests run as root in CI).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs is not permitted here ({}); this test needs root and mount(2)",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// An in-place rewrite that fails half way (the disk fills up after the backup) puts the
+/// previous content back, so both names hold the old key and the error says "unchanged".
+#[test]
+fn a_failed_in_place_rewrite_puts_the_previous_content_back() {
+    let d = Dir::new(None, None);
+    let disk = d.dir.path().join("disk");
+    let _tmpfs = Tmpfs::mount(&disk, "64k");
+    // One page (4000 bytes) now; the edit adds a profile and needs a second page.
+    let mut old = key_file();
+    old.push_str("# padding\n");
+    while old.len() < 4000 {
+        old.push_str("# padding padding padding padding padding padding padding\n");
+    }
+    old.truncate(3999);
+    old.push('\n');
+    let credentials = disk.join("credentials");
+    fs::write(&credentials, &old).unwrap();
+    let other_in_disk = disk.join("other-name");
+    fs::hard_link(&credentials, &other_in_disk).unwrap();
+    let paths = FilePaths {
+        credentials: credentials.clone(),
+        config: d.paths.config.clone(),
+    };
+    let mut f = ProfileFiles::load(&paths).unwrap();
+    // Fill the disk, then free exactly one page: room for the backup, not for the growth.
+    let filler_path = disk.join("filler");
+    let mut filler = fs::File::create(&filler_path).unwrap();
+    let page = vec![0u8; 4096];
+    loop {
+        use std::io::Write;
+        if filler
+            .write_all(&page)
+            .and_then(|()| filler.sync_all())
+            .is_err()
+        {
+            break;
+        }
+    }
+    let len = fs::metadata(&filler_path).unwrap().len();
+    filler.set_len(len / 4096 * 4096 - 4096).unwrap();
+    let err = f
+        .apply_edits(
+            &[KeyEdit::SetProfile {
+                profile: "new".into(),
+                key_id: NEW.into(),
+                secret: Secret::new(NEW_SECRET),
+            }],
+            &SaveOptions { backup: false },
+        )
+        .unwrap_err();
+    assert!(matches!(err, ProfileError::Write { .. }), "{err}");
+    assert!(err.to_string().contains("it is unchanged"), "{err}");
+    for name in [&credentials, &other_in_disk] {
+        assert_eq!(
+            d.read(name),
+            old,
+            "{} holds its old content",
+            name.display()
+        );
+    }
+    // The safety backup of the in-place rewrite is kept after a failure.
+    assert_eq!(d.read(&disk.join("credentials.iam-keys.bak")), old);
 }
 
 #[test]

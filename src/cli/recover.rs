@@ -7,7 +7,7 @@ use super::rotate::{describe_journal, describe_recovered};
 use super::ui::Ui;
 use crate::aws::Connector;
 use crate::error::{Error, Outcome};
-use crate::profiles::{ProfileFiles, RunLock, SaveOptions};
+use crate::profiles::{FilePaths, ProfileFiles, RunLock, SaveOptions};
 use crate::rotation::clock::{Cancel, RealClock};
 use crate::rotation::journal::{Entry, Journal, JournalStore};
 use crate::rotation::recover::{Mode, RecoverError, Recovered, journal_paths};
@@ -34,7 +34,7 @@ pub struct RecoverArgs {
 }
 
 pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
-    let _lock = acquire_lock(&settings.paths.credentials, LOCK_TIMEOUT, ui)?;
+    let _lock = acquire_lock(&settings.paths, LOCK_TIMEOUT, ui)?;
     let journals = journal_store(settings);
     let pending = journals.list()?;
     if pending.is_empty() {
@@ -138,9 +138,10 @@ pub(crate) fn journal_store(settings: &Settings) -> JournalStore {
     JournalStore::beside(&settings.paths.credentials).with_index(settings.state_dir.as_deref())
 }
 
-/// The run lock of a credentials file, saying once that it waits for another run.
+/// The run lock of a pair of files (beside the credentials file), saying once that it waits
+/// for another run; then our own temporary files that an interrupted save left are removed.
 pub(crate) fn acquire_lock(
-    credentials: &Path,
+    paths: &FilePaths,
     timeout: std::time::Duration,
     ui: &Ui,
 ) -> Result<RunLock, Error> {
@@ -156,7 +157,14 @@ pub(crate) fn acquire_lock(
             ));
         }
     };
-    Ok(RunLock::acquire(credentials, timeout, &mut on_wait)?)
+    let lock = RunLock::acquire(&paths.credentials, timeout, &mut on_wait)?;
+    for stale in lock.remove_stale_temp_files(paths) {
+        ui.note(&format!(
+            "removed a temporary file left by an interrupted save: {}",
+            stale.display()
+        ));
+    }
+    Ok(lock)
 }
 
 /// A journal found, for the user: what it records, or why it cannot be read.
@@ -236,7 +244,7 @@ async fn recover_one<C: Connector>(
     let _lock = if same_file(&paths.credentials, &settings.paths.credentials) {
         None
     } else {
-        Some(acquire_lock(&paths.credentials, LOCK_TIMEOUT, ui).map_err(|e| e.to_string())?)
+        Some(acquire_lock(&paths, LOCK_TIMEOUT, ui).map_err(|e| e.to_string())?)
     };
     let files = RefCell::new(ProfileFiles::load(&paths).map_err(|e| {
         format!("cannot read the files this rotation worked on: {e}; the journal is kept")

@@ -162,7 +162,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         None
     } else {
         Some(super::recover::acquire_lock(
-            &settings.paths.credentials,
+            &settings.paths,
             args.lock_timeout.duration,
             ui,
         )?)

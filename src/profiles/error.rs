@@ -30,6 +30,48 @@ pub enum ProfileError {
     IsDirectory { kind: FileKind, path: PathBuf },
 
     #[error(
+        "the {kind} {} is {what}, not a regular file: iam-keys reads and writes only regular files (a symbolic link to one is fine; /dev/null reads as empty): point to the right file",
+        path.display()
+    )]
+    NotRegular {
+        kind: FileKind,
+        path: PathBuf,
+        what: &'static str,
+    },
+
+    #[error(
+        "the {kind} {} is {size} bytes, more than iam-keys reads ({cap}): a profile file is a few KiB; check that this is the right file",
+        path.display()
+    )]
+    TooLarge {
+        kind: FileKind,
+        path: PathBuf,
+        size: u64,
+        cap: &'static str,
+    },
+
+    #[error(
+        "the {kind} {} is /dev/null (disabled); iam-keys reads it as empty and never writes it: to save a key there, point to a real file (an option or the environment variable) and run again",
+        path.display()
+    )]
+    NullDevice { kind: FileKind, path: PathBuf },
+
+    #[error(
+        "the {kind} {} could not be rewritten in place and may be damaged{}; its previous content is in {}: copy that file over it before you use the profiles again",
+        path.display(),
+        already_saved(saved),
+        backup.display()
+    )]
+    InPlaceDamaged {
+        kind: FileKind,
+        path: PathBuf,
+        backup: PathBuf,
+        saved: Vec<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
         "the {kind} {} is not UTF-8 text (first bad byte on line {line}): save it as UTF-8; the AWS SDKs ignore a file that is not UTF-8",
         path.display()
     )]
@@ -135,6 +177,12 @@ pub enum ProfileError {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(
+        "the lock file {} is {what}, not a regular file owned by you: iam-keys did not use it and changed nothing; remove it (and find out who put it there), then run again",
+        path.display()
+    )]
+    LockUnsafe { path: PathBuf, what: String },
 
     #[error(
         "another iam-keys run{} holds the lock {} (waited {:.0} s): let it finish and run again; if no such run exists, delete the lock file",

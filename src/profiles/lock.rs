@@ -5,11 +5,22 @@
 //! limit and can say which process it waits for. The lock file itself is never deleted
 //! (deleting a lock file others may have open breaks the lock); it is emptied on release.
 //!
-//! Must not: lock the credentials file itself (the atomic save replaces its inode), or wait
-//! without a bound. The AWS CLI does not take this lock.
+//! The lock file is opened without following a symlink (`O_NOFOLLOW`) and without
+//! blocking (`O_NONBLOCK`, for a FIFO), then checked on the opened handle: it must be a
+//! regular file, owned by the effective user, with one name. Anything else (a symlink
+//! planted in a shared directory to make the run truncate its target, a FIFO, another
+//! user's file, a hard link) is refused with [`ProfileError::LockUnsafe`] before anything is
+//! written. A lock file left by a dead run is a regular file of ours: it is fine.
+//!
+//! Holding the lock is what makes it safe to remove stale temporary files of an interrupted
+//! save ([`RunLock::remove_stale_temp_files`]).
+//!
+//! Must not: lock the credentials file itself (the atomic save replaces its inode), write
+//! through a path it has not checked, or wait without a bound. The AWS CLI does not take
+//! this lock.
 
-use super::ProfileError;
 use super::save::real_target;
+use super::{FilePaths, ProfileError};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -48,7 +59,11 @@ impl RunLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_dir_private(dir).map_err(lock_err(&path))?;
         }
-        let mut file = open_lock_file(&path).map_err(lock_err(&path))?;
+        let mut file = match open_lock_file(&path) {
+            Ok(file) => file,
+            Err(LockOpen::Unsafe(what)) => return Err(ProfileError::LockUnsafe { path, what }),
+            Err(LockOpen::Io(source)) => return Err(ProfileError::Lock { path, source }),
+        };
         let started = Instant::now();
         let mut told = false;
         loop {
@@ -91,6 +106,22 @@ impl RunLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Remove the temporary files an interrupted save of these files left beside them (they
+    /// may hold secrets), and return their paths. Only regular files of the current user
+    /// with our fixed prefix that no live process holds are removed; any failure is
+    /// logged and skipped. Needs the lock, hence a method of it.
+    pub fn remove_stale_temp_files(&self, paths: &FilePaths) -> Vec<std::path::PathBuf> {
+        let mut removed = Vec::new();
+        for path in [&paths.credentials, &paths.config] {
+            for stale in super::save::remove_stale_temps(path) {
+                if !removed.contains(&stale) {
+                    removed.push(stale);
+                }
+            }
+        }
+        removed
+    }
 }
 
 impl Drop for RunLock {
@@ -101,15 +132,78 @@ impl Drop for RunLock {
     }
 }
 
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
+/// Why the lock file could not be opened.
+enum LockOpen {
+    /// Something that is not our regular file sits at the path: what it is.
+    Unsafe(String),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for LockOpen {
+    fn from(e: std::io::Error) -> Self {
+        LockOpen::Io(e)
+    }
+}
+
+#[cfg(unix)]
+fn open_lock_file(path: &Path) -> Result<File, LockOpen> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            // ELOOP (EMLINK on some BSDs) for a symlink, EISDIR for a directory, ENXIO for a
+            // FIFO without a reader on some systems: say what is there when we can.
+            return Err(match fs::symlink_metadata(path) {
+                Ok(meta) if !meta.is_file() => {
+                    LockOpen::Unsafe(super::open::describe_type(&meta).to_string())
+                }
+                _ => LockOpen::Io(e),
+            });
+        }
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(LockOpen::Unsafe(
+            super::open::describe_type(&meta).to_string(),
+        ));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(LockOpen::Unsafe(format!(
+            "owned by another user (uid {})",
+            meta.uid()
+        )));
+    }
+    if meta.nlink() != 1 {
+        return Err(LockOpen::Unsafe(format!(
+            "a file with {} names (hard links)",
+            meta.nlink()
+        )));
+    }
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn open_lock_file(path: &Path) -> Result<File, LockOpen> {
+    if let Ok(meta) = fs::symlink_metadata(path)
+        && !meta.is_file()
+    {
+        return Err(LockOpen::Unsafe(
+            super::open::describe_type(&meta).to_string(),
+        ));
+    }
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
+    Ok(options.open(path)?)
 }
 
 fn read_pid(file: &mut File) -> Option<u32> {

@@ -52,13 +52,27 @@
 //! kept) atomically: temporary file in the same directory, fsync, rename, fsync of the
 //! directory. The mode is kept but never looser than 0600 for a file holding a secret; the
 //! owner is kept; a new file is 0600 in a 0700 directory. The saved file is read back and
-//! checked. A [`RunLock`] beside the credentials file keeps two runs from interleaving.
+//! checked. A file with another name (a hard link) or that a rename cannot replace (a
+//! single-file bind mount: `EBUSY`/`EXDEV`) is rewritten in place instead (backup first,
+//! even without [`SaveOptions::backup`], then removed again; see [`InPlace`]). Temporary
+//! files start with [`TEMP_PREFIX`], are 0600 from creation, and stale ones are removed
+//! under the lock ([`RunLock::remove_stale_temp_files`]). A [`RunLock`] beside the
+//! credentials file keeps two runs from interleaving; it never follows a symlink.
+//!
+//! # What a path may be
+//!
+//! Only a regular file (or a symlink to one) is read or written: a FIFO, a directory, a
+//! device or a socket is refused at once, naming it ([`ProfileError::NotRegular`],
+//! [`ProfileError::IsDirectory`]); files are opened non-blocking and checked with `fstat`
+//! on the handle. `/dev/null` reads as empty and is never written
+//! ([`ProfileError::NullDevice`]). At most 16 MiB is read ([`ProfileError::TooLarge`]).
 
 pub mod document;
 mod edit;
 mod error;
 mod location;
 mod lock;
+mod open;
 mod save;
 pub mod scan;
 mod view;
@@ -69,6 +83,7 @@ mod tests;
 pub use error::{Diagnostic, ProfileError};
 pub use location::{FilePaths, home_dir};
 pub use lock::RunLock;
+pub use save::TEMP_PREFIX;
 
 use crate::secret::{Secret, mask_key_id};
 use document::{Document, LineKind};
@@ -421,6 +436,47 @@ pub struct SavedFile {
     /// The file had changed on disk since it was loaded; the edits were applied to the new
     /// content.
     pub reapplied_on_newer_content: bool,
+    /// The file was rewritten in place instead of replaced by rename, and why.
+    pub rewritten_in_place: Option<InPlace>,
+}
+
+/// Why a file was rewritten in place (so that every name of it sees the new content)
+/// instead of being replaced by a rename.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// The file has this many names (hard links).
+    HardLinks(u64),
+    /// The rename over it was refused with this error (`EBUSY`: a file bind-mounted on its
+    /// own, as in a container; `EXDEV`).
+    RenameRefused(&'static str),
+}
+
+impl fmt::Display for InPlace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InPlace::HardLinks(n) => write!(f, "it has {n} names (hard links)"),
+            InPlace::RenameRefused(code) => write!(
+                f,
+                "it cannot be replaced by a rename ({code}: a file mounted on its own, as in a container?)"
+            ),
+        }
+    }
+}
+
+impl SavedFile {
+    /// What the user should be told about an in-place rewrite, if there was one. No secret.
+    pub fn in_place_note(&self) -> Option<String> {
+        let why = self.rewritten_in_place?;
+        let backup = match &self.backup {
+            Some(b) => format!("the previous content is in {}", b.display()),
+            None => "its safety backup was removed again (--no-backup)".to_string(),
+        };
+        Some(format!(
+            "{} {}: rewritten in place, as {why}, so that every name of it holds the new key; {backup}",
+            self.kind,
+            self.path.display()
+        ))
+    }
 }
 
 impl ProfileFiles {
@@ -581,7 +637,9 @@ impl ProfileFiles {
 
     /// Preflight: the files that hold keys (the credentials file when none does) and their
     /// directories can be written. Creates and removes a temporary file in each real target
-    /// directory; leaves nothing behind.
+    /// directory; leaves nothing behind. A target that is `/dev/null` is refused
+    /// ([`ProfileError::NullDevice`]); one with other names (hard links) must open for
+    /// writing, as it will be rewritten in place.
     pub fn check_writable(&self) -> Result<(), ProfileError> {
         let mut targets: Vec<&FileView> = [&self.credentials, &self.config]
             .into_iter()
@@ -595,6 +653,12 @@ impl ProfileFiles {
             targets.push(&self.credentials);
         }
         for f in targets {
+            if f.null_device {
+                return Err(ProfileError::NullDevice {
+                    kind: f.kind,
+                    path: f.path.clone(),
+                });
+            }
             save::check_writable(&f.path).map_err(|source| ProfileError::NotWritable {
                 kind: f.kind,
                 path: f.path.clone(),
@@ -723,14 +787,19 @@ impl ProfileFiles {
             source,
         };
         let target = save::real_target(&loaded.path).map_err(write_err)?;
-        let (current, existed) = match std::fs::read(&target) {
-            Ok(bytes) => (bytes, true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), false),
-            Err(source) => {
-                return Err(ProfileError::Read {
+        if loaded.null_device {
+            return Err(ProfileError::NullDevice {
+                kind,
+                path: loaded.path.clone(),
+            });
+        }
+        let (current, existed, identity) = match read_contents(kind, &target)? {
+            open::Contents::File { bytes, identity } => (bytes, true, Some(identity)),
+            open::Contents::Missing => (Vec::new(), false, None),
+            open::Contents::NullDevice => {
+                return Err(ProfileError::NullDevice {
                     kind,
                     path: loaded.path.clone(),
-                    source,
                 });
             }
         };
@@ -758,20 +827,80 @@ impl ProfileFiles {
         edit::apply(&mut doc, &plan);
         let text = doc.render();
         let edited = parse_file(kind, &loaded.path, true, text.clone().into_bytes())?;
-        let backup = match (opts.backup, existed) {
-            (true, true) => Some(save::write_backup(&target, &current).map_err(write_err)?),
-            _ => None,
-        };
         let mode = save::Mode::Keep {
             holds_secret: edited.holds_secrets(),
         };
-        let mode_tightened =
-            save::write_atomic(&target, text.as_bytes(), mode, None).map_err(write_err)?;
+        let links = identity.map_or(1, |i| i.links);
+        let mut in_place = (links > 1).then_some(InPlace::HardLinks(links));
+        // An in-place rewrite has a window where the file is half written: it always gets a
+        // backup first, even with --no-backup (then removed once the file checks out).
+        let mut backup = match (opts.backup || in_place.is_some(), existed) {
+            (true, true) => Some(save::write_backup(&target, &current).map_err(write_err)?),
+            _ => None,
+        };
+        let mode_tightened = match in_place {
+            Some(_) => None,
+            None => match save::write_atomic(&target, text.as_bytes(), mode, None) {
+                Ok(tightened) => tightened,
+                Err(e) => match save::rename_refused(&e) {
+                    Some(code) if existed => {
+                        in_place = Some(InPlace::RenameRefused(code));
+                        if backup.is_none() {
+                            backup =
+                                Some(save::write_backup(&target, &current).map_err(write_err)?);
+                        }
+                        None
+                    }
+                    _ => return Err(write_err(e)),
+                },
+            },
+        };
+        let mode_tightened = match in_place {
+            None => mode_tightened,
+            Some(_) => {
+                let mut file = save::open_in_place(&target, identity).map_err(write_err)?;
+                match file.rewrite(text.as_bytes(), mode) {
+                    Ok(tightened) => tightened,
+                    Err(source) => {
+                        // Put the previous content back the same way; only when that fails
+                        // too is the file left damaged (the backup holds it).
+                        let keep = save::Mode::Keep { holds_secret: true };
+                        let restored = file.rewrite(&current, keep).is_ok();
+                        return Err(match (restored, backup.clone()) {
+                            (false, Some(backup)) => ProfileError::InPlaceDamaged {
+                                kind,
+                                path: loaded.path.clone(),
+                                backup,
+                                saved: saved.to_vec(),
+                                source,
+                            },
+                            _ => write_err(source),
+                        });
+                    }
+                }
+            }
+        };
 
         // Read back what is on disk and check every edited profile.
-        let written = std::fs::read(&target).map_err(write_err)?;
+        let written = match read_contents(kind, &target)? {
+            open::Contents::File { bytes, .. } => bytes,
+            _ => {
+                return Err(write_err(std::io::Error::other(format!(
+                    "{} is gone after saving",
+                    target.display()
+                ))));
+            }
+        };
         let reread = parse_file(kind, &loaded.path, true, written)?;
         check_keys(&reread, &plan, backup.clone(), saved)?;
+        if in_place.is_some()
+            && !opts.backup
+            && let Some(b) = backup.take()
+            && let Err(e) = std::fs::remove_file(&b)
+        {
+            tracing::warn!(path = %b.display(), error = %e, "cannot remove the safety backup");
+            backup = Some(b);
+        }
         *self.file_mut(kind) = reread;
         Ok(SavedFile {
             kind,
@@ -780,6 +909,7 @@ impl ProfileFiles {
             backup,
             mode_tightened,
             reapplied_on_newer_content: reapplied,
+            rewritten_in_place: in_place,
         })
     }
 }
@@ -809,33 +939,37 @@ fn check_keys(
     Ok(())
 }
 
-/// Read one file; a missing file is empty.
+/// Read one file; a missing file is empty, `/dev/null` too (marked, so that it is never
+/// written); anything but a regular file, or more than [`open::MAX_FILE_SIZE`], is an error
+/// naming the file.
 fn read_file(kind: FileKind, path: &Path) -> Result<FileView, ProfileError> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            return Err(ProfileError::IsDirectory {
-                kind,
-                path: path.to_path_buf(),
-            });
+    match read_contents(kind, path)? {
+        open::Contents::Missing => parse_file(kind, path, false, Vec::new()),
+        open::Contents::NullDevice => {
+            let mut view = parse_file(kind, path, true, Vec::new())?;
+            view.null_device = true;
+            Ok(view)
         }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return parse_file(kind, path, false, Vec::new());
-        }
-        Err(source) => {
-            return Err(ProfileError::Read {
-                kind,
-                path: path.to_path_buf(),
-                source,
-            });
-        }
+        open::Contents::File { bytes, .. } => parse_file(kind, path, true, bytes),
     }
-    let bytes = std::fs::read(path).map_err(|source| ProfileError::Read {
-        kind,
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_file(kind, path, true, bytes)
+}
+
+/// [`open::read_profile_file`], its errors named for people.
+fn read_contents(kind: FileKind, path: &Path) -> Result<open::Contents, ProfileError> {
+    open::read_profile_file(path).map_err(|e| {
+        let path = path.to_path_buf();
+        match e {
+            open::OpenError::Directory => ProfileError::IsDirectory { kind, path },
+            open::OpenError::NotRegular(what) => ProfileError::NotRegular { kind, path, what },
+            open::OpenError::TooLarge(size) => ProfileError::TooLarge {
+                kind,
+                path,
+                size,
+                cap: open::MAX_FILE_SIZE_TEXT,
+            },
+            open::OpenError::Io(source) => ProfileError::Read { kind, path, source },
+        }
+    })
 }
 
 /// Check UTF-8 and parse; a line the SDKs reject is an error.

@@ -5,6 +5,17 @@
 //! (never looser than 0600); a new file is 0600 in a 0700 directory; a backup is always
 //! 0600. The owner is kept (chown when running as root and the owner differs).
 //!
+//! Temporary files are named `.iam-keys-tmp.<file name>.<random>` ([`TEMP_PREFIX`]), are
+//! 0600 from their creation (`O_EXCL`, never through a symlink) and are held with an
+//! exclusive `flock` while they exist, so that [`remove_stale_temps`] (run under the run
+//! lock when files are loaded for a run that may write) removes only those a killed
+//! process left: a dead process holds no lock.
+//!
+//! A file that has other names (a hard link: link count above 1) or that cannot be replaced
+//! by rename (a single-file bind mount: `EBUSY`, or `EXDEV`) is rewritten in place instead
+//! ([`write_in_place`]): write at offset 0, truncate, fsync, read back and compare; when
+//! that fails, the previous content is put back the same way.
+//!
 //! Must not: decide what to write (the caller passes the bytes) or print anything but a
 //! `tracing` warning when the directory fsync fails after the rename.
 
@@ -14,6 +25,54 @@ use std::path::{Path, PathBuf};
 
 /// The suffix of the backup beside a file.
 pub(super) const BACKUP_SUFFIX: &str = ".iam-keys.bak";
+/// The fixed prefix of every temporary file iam-keys creates.
+pub const TEMP_PREFIX: &str = ".iam-keys-tmp.";
+/// The name part of a probe file ([`check_writable`]) after [`TEMP_PREFIX`].
+const PROBE_NAME: &str = "probe";
+
+/// Create a temporary file for `name` in `dir`: 0600, exclusively created, flocked.
+fn create_temp(dir: &Path, name: &str) -> io::Result<tempfile::NamedTempFile> {
+    let prefix = format!("{TEMP_PREFIX}{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o600));
+    }
+    let tmp = builder.tempfile_in(dir)?;
+    // Marks it as in use: a concurrent cleanup never removes it. Best effort (a file system
+    // without flock still gets its files saved).
+    let _ = tmp.as_file().try_lock();
+    #[cfg(test)]
+    tests_hook::created(tmp.path());
+    Ok(tmp)
+}
+
+/// Lets unit tests look at every temporary file right after its creation.
+#[cfg(test)]
+pub(super) mod tests_hook {
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    type Hook = Box<dyn FnMut(&Path)>;
+    thread_local! {
+        static HOOK: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    /// Call `f` with each temporary file created on this thread until the next `set`.
+    pub fn set(f: Option<Hook>) {
+        HOOK.with(|h| *h.borrow_mut() = f);
+    }
+
+    pub(super) fn created(path: &Path) {
+        HOOK.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f(path)
+            }
+        });
+    }
+}
 
 /// The file a path really names: symlinks followed (a missing file is its own target).
 pub(super) fn real_target(path: &Path) -> io::Result<PathBuf> {
@@ -74,10 +133,7 @@ pub(super) fn write_atomic(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".iam-keys-tmp")
-        .tempfile_in(dir)?;
+    let mut tmp = create_temp(dir, &name)?;
     tmp.write_all(bytes)?;
     let tightened = set_mode(tmp.as_file(), existing.as_ref(), mode)?;
     let owner = match owner_like {
@@ -122,10 +178,155 @@ pub(super) fn check_writable(path: &Path) -> io::Result<()> {
             }
         }
     }
-    let probe = tempfile::Builder::new()
-        .prefix(".iam-keys-probe.")
-        .tempfile_in(&dir)?;
-    probe.close()
+    let probe = create_temp(&dir, PROBE_NAME)?;
+    probe.close()?;
+    // A file with other names is rewritten in place: it must open for writing.
+    if let Ok(meta) = fs::metadata(&target)
+        && super::open::identity(&meta).links > 1
+    {
+        fs::OpenOptions::new().write(true).open(&target)?;
+    }
+    Ok(())
+}
+
+/// Whether a failed rename means "this name cannot be replaced" (a bind-mounted file:
+/// `EBUSY`; another file system: `EXDEV`), so the file must be rewritten in place.
+pub(super) fn rename_refused(e: &io::Error) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        match e.raw_os_error() {
+            Some(libc::EBUSY) => Some("EBUSY"),
+            Some(libc::EXDEV) => Some("EXDEV"),
+            _ => None,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        None
+    }
+}
+
+/// A file opened to be rewritten in place ([`open_in_place`]).
+pub(super) struct InPlaceFile {
+    file: fs::File,
+    meta: fs::Metadata,
+}
+
+/// Open `target` to rewrite it in place: a regular file, and still the file `expected`
+/// names (not replaced by another program since it was read). Nothing is written yet.
+pub(super) fn open_in_place(
+    target: &Path,
+    expected: Option<super::open::Identity>,
+) -> io::Result<InPlaceFile> {
+    let file =
+        super::open::open_nonblocking(fs::OpenOptions::new().read(true).write(true), target)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is {}, not a regular file",
+            target.display(),
+            super::open::describe_type(&meta)
+        )));
+    }
+    let id = super::open::identity(&meta);
+    if let Some(want) = expected
+        && (want.dev, want.ino) != (id.dev, id.ino)
+    {
+        return Err(io::Error::other(format!(
+            "{} was replaced by another file while it was being saved",
+            target.display()
+        )));
+    }
+    Ok(InPlaceFile { file, meta })
+}
+
+impl InPlaceFile {
+    /// Tighten the mode as [`Mode::Keep`] says, write `bytes` from offset 0, truncate,
+    /// fsync, read back and compare. Returns (from, to) when the mode was tightened. On an
+    /// error the file may hold part of `bytes`: the caller rewrites the previous content.
+    pub(super) fn rewrite(&mut self, bytes: &[u8], mode: Mode) -> io::Result<Option<(u32, u32)>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let tightened = set_mode(&self.file, Some(&self.meta), mode)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(bytes)?;
+        self.file.set_len(bytes.len() as u64)?;
+        self.file.sync_all()?;
+        self.file.seek(SeekFrom::Start(0))?;
+        let mut back = Vec::with_capacity(bytes.len());
+        self.file.read_to_end(&mut back)?;
+        if back != bytes {
+            return Err(io::Error::other(
+                "the file does not read back what was written",
+            ));
+        }
+        Ok(tightened)
+    }
+}
+
+/// Remove the temporary files a killed save left beside the real file of `path` (its own,
+/// its backup's, and probes): regular files with our prefix, owned by the current user,
+/// that no process holds (`flock`). Returns what was removed.
+#[cfg(unix)]
+pub(super) fn remove_stale_temps(path: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let Ok(target) = real_target(path) else {
+        return Vec::new();
+    };
+    // Only beside a regular file (or one still to be created): never in /dev for /dev/null.
+    if fs::symlink_metadata(&target).is_ok_and(|m| !m.is_file()) {
+        return Vec::new();
+    }
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    let dir = parent_dir(&target);
+    let ours = [
+        format!("{TEMP_PREFIX}{name}."),
+        format!("{TEMP_PREFIX}{PROBE_NAME}."),
+    ];
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if !ours.iter().any(|p| file_name.starts_with(p.as_str())) {
+            continue;
+        }
+        let stale = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&stale) else {
+            continue;
+        };
+        if !meta.is_file() || meta.uid() != me {
+            continue;
+        }
+        let held = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&stale)
+            .map(|f| f.try_lock().is_err());
+        match held {
+            Ok(false) => match fs::remove_file(&stale) {
+                Ok(()) => removed.push(stale),
+                Err(e) => {
+                    tracing::warn!(path = %stale.display(), error = %e, "cannot remove a stale temporary file")
+                }
+            },
+            Ok(true) => {}
+            Err(e) => {
+                tracing::warn!(path = %stale.display(), error = %e, "cannot open a stale temporary file")
+            }
+        }
+    }
+    removed
+}
+
+#[cfg(not(unix))]
+pub(super) fn remove_stale_temps(_path: &Path) -> Vec<PathBuf> {
+    Vec::new()
 }
 
 #[cfg(unix)]

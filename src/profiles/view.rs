@@ -92,6 +92,8 @@ pub(super) struct FileView {
     pub bytes: Vec<u8>,
     pub doc: Document,
     pub sections: Vec<Section>,
+    /// The path is `/dev/null` (or a link to it): read as empty, never written.
+    pub null_device: bool,
 }
 
 impl FileView {
@@ -110,6 +112,7 @@ impl FileView {
             bytes,
             doc,
             sections,
+            null_device: false,
         }
     }
 

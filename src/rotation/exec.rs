@@ -278,6 +278,9 @@ impl KeyOutcome {
                     file.path.display()
                 ));
             }
+            if let Some(note) = file.in_place_note() {
+                notes.push(note);
+            }
             if file.reapplied_on_newer_content {
                 notes.push(format!(
                     "{} {} was changed by another program during the rotation; the new key was written into its newer content",

@@ -11,7 +11,7 @@
 //! | before CreateAccessKey | CreateAccessKey held before moto | intent |
 //! | after CreateAccessKey | CreateAccessKey forwarded, its answer held: the key exists, its secret is lost | intent |
 //! | during verification | the 2nd GetCallerIdentity signed by a key other than the old one, held | created |
-//! | between the two files | no AWS call separates the credentials save from the config save: the config file is swapped for a FIFO (while CreateAccessKey is held, after the files were read) so the process blocks re-reading it right after renaming the new credentials file into place; the test waits for the new credentials file, kills, and puts the original config bytes back | verified |
+//! | between the two files | no AWS call separates the credentials save from the config save: the test takes a write lease on the config file (while CreateAccessKey is held, after the files were read) so the process waits re-opening it right after renaming the new credentials file into place; the test waits for the new credentials file, kills, and puts the original config bytes back | verified |
 //! | after both files are saved | the retire call (UpdateAccessKey, or DeleteAccessKey with `--delete`) held before moto | persisted |
 //! | after retiring | the retire call forwarded, its answer held: the old key is retired, the journal not yet removed | persisted |
 //!
@@ -208,6 +208,39 @@ impl Boundary {
     }
 }
 
+/// A write lease on a file, held by this test process until dropped: another process that
+/// opens the file gets `EWOULDBLOCK` (iam-keys retries) until the lease is released or the
+/// kernel breaks it (`/proc/sys/fs/lease-break-time`, 45 s by default).
+struct Lease(std::fs::File);
+
+impl Lease {
+    fn take(path: &std::path::Path) -> Lease {
+        use std::os::fd::AsRawFd;
+        // The kernel tells the holder with SIGIO, which would end this test process.
+        // SAFETY: setting a signal's disposition to "ignore" has no preconditions.
+        unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+        let file = std::fs::File::open(path).expect("open the file to lease");
+        // SAFETY: a valid open file descriptor.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
+        assert_eq!(
+            rc,
+            0,
+            "a write lease on {} is not possible here ({}): the crash matrix needs file leases",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+        Lease(file)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open file descriptor.
+        unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    }
+}
+
 /// Start the rotation, stop it at the boundary, SIGKILL it. Returns the killed run.
 fn kill_at(item: &Item, case: &Case, proxy: &FaultProxy) -> Run {
     let sandbox = case.sandbox;
@@ -228,15 +261,11 @@ fn kill_at(item: &Item, case: &Case, proxy: &FaultProxy) -> Run {
             child.finish()
         );
     }
+    // The files were read; a write lease on the config file makes the process wait when it
+    // re-opens it for its save, right after the credentials file was renamed into place.
+    // (A FIFO did this before; a FIFO is now refused at once.)
+    let _lease = (item.boundary == Boundary::BetweenFiles).then(|| Lease::take(&sandbox.config));
     if item.boundary == Boundary::BetweenFiles {
-        // The files were read; make the config file block the process when it re-reads it
-        // for its save, right after the credentials file was renamed into place.
-        std::fs::remove_file(&sandbox.config).unwrap();
-        let status = std::process::Command::new("mkfifo")
-            .arg(&sandbox.config)
-            .status()
-            .expect("run mkfifo");
-        assert!(status.success(), "mkfifo failed");
         proxy.release_all();
         let deadline = Instant::now() + HOLD_WAIT;
         while sandbox.read_credentials().contains(&case.old_id) {

@@ -542,6 +542,11 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             if !cleanup.leaves_key() {
                 let _ = self.journal.remove(key);
             }
+            // An earlier attempt's lost key was deleted: say so, even if this one made none.
+            let cleanup = match (cleanup, journal.orphans.last()) {
+                (Cleanup::NothingCreated, Some(lost)) => Cleanup::LostKeyDeleted(lost.clone()),
+                (cleanup, _) => cleanup,
+            };
             return failed(
                 Step::Create,
                 Failure::Aws {

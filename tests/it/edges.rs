@@ -544,3 +544,96 @@ fn a_lost_make_room_answer_is_done_not_a_failure() {
     want.sort();
     assert_eq!(iam_keys_of(&user), want, "the spare is gone, nothing else");
 }
+
+/// Kill recovery too: a rotation killed mid-way, then `recover` killed at each of its own
+/// steps (before and after the calls that change IAM), then `recover` once more: it
+/// converges, and the invariants hold after every kill.
+#[test]
+fn recover_killed_at_each_step_converges_on_the_next_recover() {
+    #[derive(Clone, Copy, Debug)]
+    enum Point {
+        /// Recovery's verification of the new key (the journal is at `created`).
+        Verify,
+        /// Its retire call held before IAM (the files hold the new key).
+        BeforeRetire,
+        /// Its retire call forwarded, the answer held (the old key is retired).
+        AfterRetire,
+        /// The lost key's deletion, held before IAM (an `intent` journal, its orphan found).
+        BeforeDeleteLost,
+        /// The lost key's deletion forwarded, the answer held.
+        AfterDeleteLost,
+    }
+    let points = [
+        Point::Verify,
+        Point::BeforeRetire,
+        Point::AfterRetire,
+        Point::BeforeDeleteLost,
+        Point::AfterDeleteLost,
+    ];
+    crate::invariants::run_parallel(
+        &points,
+        5,
+        |p| format!("{p:?}"),
+        |point| {
+            let (user, old, secret) = new_user("edge-rk");
+            let sandbox = Sandbox::new();
+            sandbox.write_credentials(&block("default", &old, &secret));
+            sandbox.write_config("[default]\nregion = us-east-1\n");
+            let case = crate::invariants::Case {
+                name: format!("recover killed at {point:?}"),
+                sandbox: &sandbox,
+                user: user.clone(),
+                old_id: old.clone(),
+                old_secret: secret.clone(),
+                profiles: vec!["default".into()],
+                others: Vec::new(),
+                extra_secrets: Vec::new(),
+            };
+            let proxy = FaultProxy::start(&moto().endpoint);
+            let lost = matches!(point, Point::BeforeDeleteLost | Point::AfterDeleteLost);
+            let first = kill_at(
+                &sandbox,
+                &proxy,
+                if lost {
+                    Rule::hold_after("CreateAccessKey")
+                } else {
+                    Rule::hold_before("GetCallerIdentity")
+                        .key(KeyMatch::IsNot(old.clone()))
+                        .skip(1)
+                },
+                &["rotate", "--yes"],
+            );
+            let rule = match point {
+                Point::Verify => {
+                    Rule::hold_before("GetCallerIdentity").key(KeyMatch::IsNot(old.clone()))
+                }
+                Point::BeforeRetire => Rule::hold_before("UpdateAccessKey"),
+                Point::AfterRetire => Rule::hold_after("UpdateAccessKey"),
+                Point::BeforeDeleteLost => Rule::hold_before("DeleteAccessKey"),
+                Point::AfterDeleteLost => Rule::hold_after("DeleteAccessKey"),
+            };
+            let second = kill_at(&sandbox, &proxy, rule, &["recover", "--yes"]);
+            crate::invariants::check(&case, &[&first, &second], true);
+            let third = sandbox
+                .cmd(&["recover", "--yes"])
+                .endpoint(&proxy.endpoint)
+                .run();
+            third.assert_code(0);
+            if lost {
+                crate::invariants::restored(
+                    &case,
+                    &[&first, &second, &third],
+                    &[(old.clone(), "Active".to_string())],
+                    false,
+                );
+            } else {
+                crate::invariants::converged(
+                    &case,
+                    &[&first, &second, &third],
+                    crate::invariants::Retired::Inactive,
+                );
+            }
+            format!("{point:?}: converged")
+        },
+    );
+}

@@ -6,7 +6,9 @@
 //!    rotated profile;
 //! 2. every rotated profile holds a key that authenticates as the user (moto's
 //!    GetCallerIdentity) and is `Active` (moto's ListAccessKeys: moto accepts Inactive keys,
-//!    so status is asserted through the listing, not through a rejection);
+//!    so status is asserted through the listing, not through a rejection); and no setting
+//!    line of either file, whatever its section, names a key of the user that is not Active
+//!    (botocore reads sections the SDKs ignore);
 //! 3. every Active key of the user that no file holds and that the user did not already have is
 //!    in a recovery journal with its secret (and that secret works), or, when the process died
 //!    while CreateAccessKey was in flight (the answer, and so the secret, never reached the
@@ -180,6 +182,30 @@ pub fn check(case: &Case, runs: &[&Run], files_changed: bool) -> Observed {
     };
     obs.secrets.0.insert(case.old_secret.clone());
     obs.secrets.0.extend(case.extra_secrets.iter().cloned());
+
+    // 2b: no setting line of either file, in any section (botocore reads sections the SDKs
+    // ignore), names a key of the user that is no longer Active.
+    for path in [&case.sandbox.credentials, &case.sandbox.config] {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for (n, line) in text.lines().enumerate() {
+            let Some((_, value)) = line.split_once('=') else {
+                continue;
+            };
+            if line.trim_start().starts_with(['#', ';']) {
+                continue;
+            }
+            if let Some((id, status)) = iam.iter().find(|(k, _)| value.contains(k.as_str())) {
+                assert_eq!(
+                    status,
+                    "Active",
+                    "{name}: {} line {} names {}, which is {status}",
+                    path.display(),
+                    n + 1,
+                    mask(id)
+                );
+            }
+        }
+    }
 
     // 1 + 2: every profile holds a working, Active key.
     for p in &case.profiles {

@@ -887,11 +887,26 @@ fn quiet_kills() {
     });
 }
 
+/// What one seed did: runs (the final recovery included) and AWS calls.
+#[derive(Default)]
+struct Steps {
+    runs: u64,
+    calls: u64,
+}
+
 /// Run one seed; `Err` carries the seed's story.
-fn run_seed(seed: u64) -> Result<(), String> {
+fn run_seed(seed: u64) -> Result<Steps, String> {
     quiet_kills();
     let mut sim = Sim::new(seed);
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| sim.run_scenario()));
+    let steps = Steps {
+        runs: sim
+            .log
+            .iter()
+            .filter(|l| l.starts_with("run ") || l.starts_with("converge"))
+            .count() as u64,
+        calls: sim.iam.calls().len() as u64,
+    };
     let result = match result {
         Ok(r) => r,
         Err(payload) => Err(format!(
@@ -903,7 +918,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
                 .unwrap_or_default()
         )),
     };
-    result.map_err(|e| {
+    result.map(|()| steps).map_err(|e| {
         format!(
             "seed {seed} failed: {e}\nreplay: IAM_KEYS_SIM_SEED={seed} cargo test --lib rotation::sim -- --nocapture\n{}",
             sim.log.join("\n")
@@ -942,8 +957,12 @@ fn simulation() {
 #[test]
 fn simulation_regressions() {
     for seed in REGRESSIONS {
-        if let Err(story) = run_seed(*seed) {
-            panic!("{story}");
+        match run_seed(*seed) {
+            Ok(steps) => assert!(
+                steps.runs >= 2 && steps.calls > 0,
+                "seed {seed} ran nothing"
+            ),
+            Err(story) => panic!("{story}"),
         }
     }
 }
@@ -958,15 +977,24 @@ fn search() {
     let count = env_u64("IAM_KEYS_SIM_SEEDS").unwrap_or(100_000);
     let started = std::time::Instant::now();
     let mut failed = Vec::new();
+    let mut total = Steps::default();
     for seed in first..first + count {
-        if let Err(story) = run_seed(seed) {
-            eprintln!("{story}\n");
-            failed.push(seed);
+        match run_seed(seed) {
+            Ok(steps) => {
+                total.runs += steps.runs;
+                total.calls += steps.calls;
+            }
+            Err(story) => {
+                eprintln!("{story}\n");
+                failed.push(seed);
+            }
         }
     }
     eprintln!(
-        "searched {count} seeds from {first} in {:.0} s; failing: {failed:?}",
-        started.elapsed().as_secs_f64()
+        "searched {count} seeds from {first} in {:.0} s ({} runs, {} AWS calls); failing: {failed:?}",
+        started.elapsed().as_secs_f64(),
+        total.runs,
+        total.calls
     );
     assert!(failed.is_empty(), "failing seeds: {failed:?}");
 }

@@ -22,11 +22,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// CreateAccessKey is sent at most this many times for one rotation, each time only once
-/// IAM's state shows that the previous one made no key (or the key it made is deleted).
+/// CreateAccessKey is sent at most this many times for one rotation, and again only after a
+/// refusal that made nothing (Throttling).
 const CREATE_ATTEMPTS: u32 = 3;
 
-/// How long those attempts may take in all, the listing between them included.
+/// How long those attempts may take in all.
 const CREATE_BUDGET: Duration = Duration::from_secs(60);
 
 /// Tunables of the protocol.
@@ -484,9 +484,10 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         let deleted_inactive = journal.deleted_inactive.clone();
 
         // Create, and record the new key the moment it exists. CreateAccessKey is never
-        // re-sent blindly (the SDK gives it one attempt): after a failure that may have taken
-        // effect, the user's keys are listed and the key it made, if any, deleted; only then
-        // is it sent again (a Throttling refusal made nothing, so it is simply sent again).
+        // re-sent after a failure that may have taken effect (the SDK gives it one attempt):
+        // the user's keys are listed, the key it made, if any, is deleted, and the rotation
+        // fails saying so; at most one key is ever made per rotation. Only a refusal that
+        // made nothing (Throttling) is sent again.
         self.step(key, Step::Create);
         let mut create_backoff = Backoff::new(
             self.clock.now(),
@@ -510,13 +511,14 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 }
             }
             if let Err(e) = self.journal.write(&journal) {
-                // This call is not sent; an earlier one's lost key is already deleted.
-                let cleanup = match journal.orphans.last() {
-                    Some(id) => Cleanup::LostKeyDeleted(id.clone()),
-                    None => Cleanup::NothingCreated,
-                };
+                // This call is not sent (an earlier one was refused and made nothing).
                 let _ = self.journal.remove(key);
-                return failed(Step::Create, Failure::Journal(e), cleanup, deleted_inactive);
+                return failed(
+                    Step::Create,
+                    Failure::Journal(e),
+                    Cleanup::NothingCreated,
+                    deleted_inactive,
+                );
             }
             let error = match iam.create_access_key(&plan.user).await {
                 Ok(created) => break created,
@@ -527,11 +529,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             } else {
                 Cleanup::NothingCreated
             };
-            let settled = matches!(
-                cleanup,
-                Cleanup::NothingCreated | Cleanup::LostKeyDeleted(_)
-            );
-            if settled
+            if !error.kind.may_have_taken_effect()
                 && error.kind.is_transient()
                 && attempt < CREATE_ATTEMPTS
                 && !self.cancel.is_set()
@@ -542,11 +540,6 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             if !cleanup.leaves_key() {
                 let _ = self.journal.remove(key);
             }
-            // An earlier attempt's lost key was deleted: say so, even if this one made none.
-            let cleanup = match (cleanup, journal.orphans.last()) {
-                (Cleanup::NothingCreated, Some(lost)) => Cleanup::LostKeyDeleted(lost.clone()),
-                (cleanup, _) => cleanup,
-            };
             return failed(
                 Step::Create,
                 Failure::Aws {

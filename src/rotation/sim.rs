@@ -21,7 +21,8 @@
 //!    or in what the user removed from a file themselves;
 //! 2. once converged, every profile holds an Active key with its right secret, and no line of
 //!    any file names a key that iam-keys retired;
-//! 3. no key iam-keys created is left Active with its secret nowhere;
+//! 3. no key iam-keys created is left Active with its secret nowhere, and at most one key is
+//!    made per rotation;
 //! 4. no key iam-keys did not create or was not asked to rotate is ever changed or deleted;
 //! 5. no secret appears in anything the runs return (their `Debug` and `Display` forms).
 //!
@@ -102,6 +103,8 @@ struct Sim {
     outputs: Vec<String>,
     /// Recovery errors that legitimately keep a journal at the end.
     kept_on_purpose: Vec<String>,
+    /// Invariants broken during a run (checked with the others after it).
+    violations: Vec<String>,
 }
 
 impl Sim {
@@ -142,6 +145,7 @@ impl Sim {
             log: Vec::new(),
             outputs: Vec::new(),
             kept_on_purpose: Vec::new(),
+            violations: Vec::new(),
         };
         // Users, keys and profiles.
         let users = 1 + rng.below(3);
@@ -479,6 +483,7 @@ impl Sim {
         if let Some(k) = ctrl_c {
             self.log.push(format!("  Ctrl-C at step event {k}"));
         }
+        let calls_before = self.iam.calls().len();
         let outputs = RefCell::new(Vec::new());
         let kept = RefCell::new(Vec::new());
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -491,6 +496,19 @@ impl Sim {
         }
         self.outputs.extend(outputs);
         self.kept_on_purpose = kept.into_inner();
+        // At most one key is made per rotation: one per user and run.
+        let mut made: Vec<String> = self.iam.calls()[calls_before..]
+            .iter()
+            .filter(|c| c.action == Action::CreateAccessKey && c.target_key.is_some())
+            .filter_map(|c| c.user.clone())
+            .collect();
+        made.sort();
+        if let Some(pair) = made.windows(2).find(|w| w[0] == w[1]) {
+            self.violations.push(format!(
+                "more than one key was made for {} in one run",
+                pair[0]
+            ));
+        }
         match result {
             Ok(()) => false,
             Err(payload) if payload.is::<Killed>() => true,
@@ -724,6 +742,9 @@ impl Sim {
     /// the process may exist while an `intent` journal of its user records the call (the next
     /// recovery deletes it).
     fn check_safety(&self, strict: bool) -> Result<(), String> {
+        if let Some(v) = self.violations.first() {
+            return Err(format!("invariant 3: {v}"));
+        }
         let held = self.reachable();
         let all = self.iam.all_keys();
         let reachable_active = |user: &str| {
@@ -936,7 +957,7 @@ fn env_u64(name: &str) -> Option<u64> {
 fn simulation() {
     let seeds: Vec<u64> = match env_u64("IAM_KEYS_SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (0..env_u64("IAM_KEYS_SIM_SEEDS").unwrap_or(400)).collect(),
+        None => (0..env_u64("IAM_KEYS_SIM_SEEDS").unwrap_or(1000)).collect(),
     };
     let mut failures = Vec::new();
     for seed in &seeds {

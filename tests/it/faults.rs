@@ -200,6 +200,12 @@ impl Kind {
 
 /// What the protocol promises for this fault.
 fn expected(call: Call, kind: Kind, count: Count) -> Want {
+    // CreateAccessKey is never re-sent after a failure that may have taken effect (a 5xx, a
+    // dropped connection): the key it may have made is looked for and deleted, and the
+    // rotation fails. Only a refusal that made nothing (Throttling) is sent again.
+    if call == Call::CreateAccessKey && kind != Kind::Throttling && kind != Kind::Delay {
+        return Want::Unchanged;
+    }
     if kind == Kind::Delay || (kind.transient() && count == Count::Once) {
         // Delays are within the attempt timeout; the SDK retries transient errors.
         return Want::Rotated;

@@ -29,6 +29,11 @@ const CREATE_ATTEMPTS: u32 = 3;
 /// How long those attempts may take in all.
 const CREATE_BUDGET: Duration = Duration::from_secs(60);
 
+/// The latest a rotation's CreateAccessKey can take effect after the rotation started: making
+/// room (a list and a delete, with the SDK's retries), the create attempts and their budget,
+/// one call's timeout, and a margin. A journal whose window says otherwise is not believed.
+const CREATE_WITHIN: Duration = Duration::from_secs(4 * 60);
+
 /// Tunables of the protocol.
 #[derive(Clone, Debug)]
 pub struct ExecOptions {
@@ -983,19 +988,24 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
     }
 
     /// The span in which a CreateAccessKey of this rotation could have taken effect, by IAM's
-    /// clock: the recorded window (or, in a version 1 journal, from `started` on), widened by
-    /// the clock-skew allowance at both ends.
+    /// clock: the recorded window, never before the rotation `started` nor later than
+    /// [`CREATE_WITHIN`] after it (a version 1 journal has only `started`), widened by the
+    /// clock-skew allowance at both ends.
     fn create_window(&self, journal: &Journal) -> (jiff::Timestamp, jiff::Timestamp) {
         let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
         let skew = signed(self.options.clock_skew);
+        let started = parse(&journal.started);
         let (from, to) = match &journal.create_window {
             Some(w) => (parse(&w.from), parse(&w.to)),
-            None => (parse(&journal.started), None),
+            None => (None, None),
         };
-        let from = from.unwrap_or(jiff::Timestamp::MIN);
+        let Some(from) = from.max(started) else {
+            // Nothing to anchor a window to: no key can be told to be this rotation's.
+            return (jiff::Timestamp::MAX, jiff::Timestamp::MIN);
+        };
+        let latest = started.unwrap_or(from) + signed(CREATE_WITHIN);
         // Whole seconds in the journal: round the end up by one.
-        let to = to.unwrap_or_else(|| from + signed(self.options.create_call_budget * 2))
-            + jiff::SignedDuration::from_secs(1);
+        let to = to.unwrap_or(latest).min(latest) + jiff::SignedDuration::from_secs(1);
         (from - skew, to + skew)
     }
 

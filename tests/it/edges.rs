@@ -295,38 +295,44 @@ fn recovery_keeps_the_old_key_when_the_profile_is_gone() {
 /// taken for the lost one; this one is listed and left alone.
 #[test]
 fn an_old_intent_journal_leaves_a_key_made_elsewhere_alone() {
-    let (user, old, secret) = new_user("edge-old");
-    let sandbox = Sandbox::new();
-    sandbox.write_credentials(&block("default", &old, &secret));
-    let proxy = FaultProxy::start(&moto().endpoint);
-    kill_at(
-        &sandbox,
-        &proxy,
-        Rule::hold_before("CreateAccessKey"),
-        &["rotate", "--yes"],
-    );
-    let path = journals(&sandbox).pop().expect("an intent journal");
-    let mut journal: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(journal["stage"], "intent");
-    journal["started"] = "2026-10-01T09:00:00Z".into();
-    journal["create_window"] =
-        serde_json::json!({ "from": "2026-10-01T09:00:01Z", "to": "2026-10-01T09:00:31Z" });
-    std::fs::write(&path, journal.to_string()).unwrap();
-    // Meanwhile, on a CI machine.
-    let (ci_key, _) = moto().create_key(&user);
-    let run = sandbox
-        .cmd(&["recover", "--yes"])
-        .endpoint(&proxy.endpoint)
-        .run();
-    run.assert_code(0).assert_stdout_contains("undone");
-    let mut want = vec![(old, "Active".to_string()), (ci_key, "Active".to_string())];
-    want.sort();
-    assert_eq!(
-        iam_keys_of(&user),
-        want,
-        "the CI machine's key is untouched"
-    );
-    assert!(journals(&sandbox).is_empty());
+    // Two ways an old journal looks: as written then (its window a month back too), or with
+    // only `started` a month back (a journal of a version without the window, or one edited).
+    for only_started in [false, true] {
+        let (user, old, secret) = new_user("edge-old");
+        let sandbox = Sandbox::new();
+        sandbox.write_credentials(&block("default", &old, &secret));
+        let proxy = FaultProxy::start(&moto().endpoint);
+        kill_at(
+            &sandbox,
+            &proxy,
+            Rule::hold_before("CreateAccessKey"),
+            &["rotate", "--yes"],
+        );
+        let path = journals(&sandbox).pop().expect("an intent journal");
+        let mut journal: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(journal["stage"], "intent");
+        journal["started"] = "2026-10-01T09:00:00Z".into();
+        if !only_started {
+            journal["create_window"] =
+                serde_json::json!({ "from": "2026-10-01T09:00:01Z", "to": "2026-10-01T09:00:31Z" });
+        }
+        std::fs::write(&path, journal.to_string()).unwrap();
+        // Meanwhile, on a CI machine.
+        let (ci_key, _) = moto().create_key(&user);
+        let run = sandbox
+            .cmd(&["recover", "--yes"])
+            .endpoint(&proxy.endpoint)
+            .run();
+        run.assert_code(0).assert_stdout_contains("undone");
+        let mut want = vec![(old, "Active".to_string()), (ci_key, "Active".to_string())];
+        want.sort();
+        assert_eq!(
+            iam_keys_of(&user),
+            want,
+            "the CI machine's key is untouched (only started edited: {only_started})"
+        );
+        assert!(journals(&sandbox).is_empty());
+    }
 }
 
 /// Defect 4: `[my dev]` (a name with a space, as `aws configure --profile "my dev"` writes)

@@ -429,51 +429,9 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         // Make room: only an Inactive key, only when asked (the plan says so).
         if let Some(inactive) = &plan.delete_first {
             self.step(key, Step::MakeRoom);
-            // It was Inactive when planned; someone may have turned it back on since. IAM has
-            // no conditional delete, so look once more right before.
-            let now_status = match iam.list_access_keys(&plan.user).await {
-                Ok(keys) => keys
-                    .into_iter()
-                    .find(|k| k.id == *inactive)
-                    .map(|k| k.status),
-                Err(error) => {
-                    let _ = self.journal.remove(key);
-                    return failed(
-                        Step::MakeRoom,
-                        Failure::Aws {
-                            error,
-                            signer: iam_signer,
-                        },
-                        Cleanup::NothingCreated,
-                        None,
-                    );
-                }
-            };
-            if now_status.as_ref() != Some(&KeyStatus::Inactive) && now_status.is_some() {
+            if let Err(failure) = self.make_room(&iam, &plan.user, inactive, iam_signer).await {
                 let _ = self.journal.remove(key);
-                return failed(
-                    Step::MakeRoom,
-                    Failure::InactiveKeyChanged {
-                        key_id: inactive.clone(),
-                        status: now_status,
-                    },
-                    Cleanup::NothingCreated,
-                    None,
-                );
-            }
-            if let Err(error) = iam.delete_access_key(&plan.user, inactive).await
-                && error.kind != ErrorKind::NoSuchEntity
-            {
-                let _ = self.journal.remove(key);
-                return failed(
-                    Step::MakeRoom,
-                    Failure::Aws {
-                        error,
-                        signer: iam_signer,
-                    },
-                    Cleanup::NothingCreated,
-                    None,
-                );
+                return failed(Step::MakeRoom, failure, Cleanup::NothingCreated, None);
             }
             journal.deleted_inactive = Some(inactive.clone());
             journal.known_keys.retain(|k| k != inactive);
@@ -690,6 +648,36 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 },
                 deleted_inactive,
             },
+        }
+    }
+
+    /// Delete the Inactive second key to make room. It was Inactive when planned; someone may
+    /// have turned it back on since, and IAM has no conditional delete, so look once more
+    /// right before. Already gone counts as done.
+    async fn make_room(
+        &self,
+        iam: &C::Client,
+        user: &str,
+        inactive: &str,
+        signer: Signer,
+    ) -> Result<(), Failure> {
+        let aws = |error| Failure::Aws { error, signer };
+        let status = iam
+            .list_access_keys(user)
+            .await
+            .map_err(aws)?
+            .into_iter()
+            .find(|k| k.id == inactive)
+            .map(|k| k.status);
+        if status.as_ref().is_some_and(|s| *s != KeyStatus::Inactive) {
+            return Err(Failure::InactiveKeyChanged {
+                key_id: inactive.to_string(),
+                status,
+            });
+        }
+        match iam.delete_access_key(user, inactive).await {
+            Err(error) if error.kind != ErrorKind::NoSuchEntity => Err(aws(error)),
+            _ => Ok(()),
         }
     }
 

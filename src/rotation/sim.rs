@@ -36,6 +36,7 @@ use super::exec::{Engine, ExecOptions, Job, KeyOutcome, Step};
 use super::journal::{Destination, JournalStore};
 use super::plan::{self, Decision, PlanOptions};
 use super::recover::{Mode, journal_paths};
+use super::tests::block;
 use crate::aws::fake::{FakeConnector, FakeIam, Fault, Killed};
 use crate::aws::{Action, Connector, ErrorKind, KeyStatus};
 use crate::inventory;
@@ -885,14 +886,6 @@ impl Sim {
         }
         Ok(())
     }
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// A `Killed` panic is the simulated process's death, not a test failure: keep it quiet.

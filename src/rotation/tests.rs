@@ -5,15 +5,6 @@ use super::clock::{Cancel, FakeClock};
 use super::exec::{Cleanup, Engine, ExecOptions, Failure, Job, KeyOutcome, Step};
 use super::journal::{Destination, JournalStore, Stage};
 
-/// The readable journals of a store.
-fn readable(store: &JournalStore) -> Vec<super::journal::Journal> {
-    store
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|e| e.journal.unwrap())
-        .collect()
-}
 use super::plan::{Decision, KeyPlan, PlanOptions, Retire, decide};
 use super::recover::{Mode, RecoverError, Recovered};
 use crate::aws::fake::{FakeConnector, FakeIam, Fault};
@@ -131,7 +122,7 @@ impl World {
     }
 }
 
-fn block<F: std::future::Future>(f: F) -> F::Output {
+pub(super) fn block<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -221,9 +212,12 @@ fn recover_as(
         cancel: &cancel,
         progress: &progress,
     };
-    let pending = readable(&journal);
-    assert_eq!(pending.len(), 1, "one journal expected");
-    block(engine.recover(&pending[0], mode, session))
+    let mine = journal
+        .readable()
+        .into_iter()
+        .find(|j| j.old_key_id == world.old_id)
+        .expect("a journal of the world's key");
+    block(engine.recover(&mine, mode, session))
 }
 
 fn new_key_of(outcome: &KeyOutcome) -> String {
@@ -270,7 +264,7 @@ fn happy_path_writes_the_new_key_deactivates_the_old_and_clears_the_journal() {
     );
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
     assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
     // Verified with the new key several times, and the old key retired with the new key.
     let calls = world.iam.calls();
     let verify_calls = calls
@@ -344,7 +338,7 @@ fn create_refused_changes_nothing() {
     );
     assert_eq!(world.credentials_text(), before);
     assert_eq!(world.iam.keys(&world.user).len(), 1);
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
 }
 
 /// Issue 10, defect 2: the answer of CreateAccessKey is lost after the key was made. It is
@@ -384,7 +378,7 @@ fn a_lost_create_answer_leaves_no_orphan_key() {
     assert_eq!(keys.len(), 1, "only the old key is left: {keys:?}");
     assert_eq!(keys[0].status, KeyStatus::Active);
     assert_eq!(world.credentials_text(), before);
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
 }
 
 /// A refusal that made nothing (Throttling) is sent again, within a bound.
@@ -428,7 +422,7 @@ fn a_create_answer_lost_after_a_server_error_leaves_only_the_old_key() {
     assert_eq!(keys[0].id, world.old_id);
     assert_eq!(keys[0].status, KeyStatus::Active);
     assert_eq!(world.credentials_text(), before);
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
 }
 
 #[test]
@@ -475,7 +469,7 @@ fn a_key_that_never_works_is_deleted_and_the_files_stay_untouched() {
     assert_eq!(world.credentials_text(), before);
     assert_eq!(world.iam.keys(&world.user).len(), 1);
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
 }
 
 #[test]
@@ -511,7 +505,7 @@ fn a_failed_save_deletes_the_new_key_and_keeps_the_old_file() {
     );
     assert_eq!(world.iam.keys(&world.user).len(), 1);
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
-    assert!(readable(&journal).is_empty());
+    assert!(journal.readable().is_empty());
     std::fs::remove_dir(&world.paths.credentials).unwrap();
     assert_eq!(std::fs::read_to_string(&saved_copy).unwrap(), before);
 }
@@ -532,7 +526,7 @@ fn a_retire_that_keeps_failing_is_partial_and_recover_finishes_it() {
         "the new key is saved"
     );
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
-    let pending = readable(&world.journal());
+    let pending = world.journal().readable();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].stage, Stage::Persisted);
 
@@ -543,7 +537,7 @@ fn a_retire_that_keeps_failing_is_partial_and_recover_finishes_it() {
         "{recovered:?}"
     );
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
 }
 
 #[test]
@@ -685,7 +679,7 @@ fn interrupted_at(world: &World, stage: Stage) -> Option<String> {
             let text = world.credentials_text();
             let restored = text.replace(&new_id, &world.old_id);
             let journal = world.journal();
-            let mut j = readable(&journal).remove(0);
+            let mut j = journal.readable().remove(0);
             let new_secret = j.new_secret.clone().unwrap();
             std::fs::write(
                 &world.paths.credentials,
@@ -725,7 +719,7 @@ fn recover_from_created_finishes_the_rotation() {
     );
     assert!(world.credentials_text().contains(&new_id));
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
 }
 
 #[test]
@@ -777,14 +771,14 @@ fn undo_is_refused_once_the_old_key_is_retired() {
         matches!(&err, RecoverError::Aws { error, .. } if error.kind == ErrorKind::InvalidClientTokenId),
         "{err:?}"
     );
-    assert_eq!(readable(&world.journal()).len(), 1, "the journal is kept");
+    assert_eq!(world.journal().readable().len(), 1, "the journal is kept");
 }
 
 #[test]
 fn the_journal_holds_the_new_secret_while_the_files_do_not() {
     let world = World::simple();
     let new_id = interrupted_at(&world, Stage::Created).unwrap();
-    let j = readable(&world.journal()).remove(0);
+    let j = world.journal().readable().remove(0);
     assert_eq!(j.new_key_id.as_deref(), Some(new_id.as_str()));
     assert!(j.new_secret.is_some());
     assert!(!world.credentials_text().contains(&new_id));
@@ -893,7 +887,7 @@ fn a_key_with_an_unfinished_rotation_is_not_rotated_again() {
     let world = World::simple();
     let plan = world.plan(PlanOptions::default());
     let new_id = interrupted_at(&world, Stage::Created).unwrap();
-    let before = readable(&world.journal());
+    let before = world.journal().readable();
     let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
     assert!(
         matches!(
@@ -907,7 +901,7 @@ fn a_key_with_an_unfinished_rotation_is_not_rotated_again() {
         "{outcome:?}"
     );
     assert_eq!(
-        readable(&world.journal()),
+        world.journal().readable(),
         before,
         "the pending record is kept"
     );
@@ -977,7 +971,7 @@ fn a_printed_key_keeps_its_journal_until_it_is_printed_and_recover_hands_it_back
     assert_eq!(world.credentials_text(), before, "no file is written");
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
     // Killed before the output was written: the journal is the only copy of the new key.
-    let pending = readable(&world.journal());
+    let pending = world.journal().readable();
     assert_eq!(pending.len(), 1, "the journal outlives the rotation");
     assert_eq!(pending[0].new_secret.as_ref(), Some(new_secret));
     assert!(!pending[0].printed);
@@ -1002,10 +996,10 @@ fn a_printed_key_keeps_its_journal_until_it_is_printed_and_recover_hands_it_back
         "--undo cannot delete the only working key either"
     );
     assert_eq!(world.key_status(new_key_id), Some(KeyStatus::Active));
-    assert_eq!(readable(&world.journal()).len(), 1);
+    assert_eq!(world.journal().readable().len(), 1);
 
     world.journal().mark_printed(&world.old_id, true).unwrap();
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
     assert_eq!(world.key_status(new_key_id), Some(KeyStatus::Active));
 }
 
@@ -1021,7 +1015,7 @@ fn an_unprinted_key_is_undone_while_the_old_key_is_active() {
     }
     assert_eq!(world.key_status(&new_id), None);
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
 }
 
 #[test]
@@ -1030,7 +1024,7 @@ fn a_printed_partial_rotation_is_finished_by_recover() {
     let (new_id, admin) = printed_but_not_retired(&world);
     // The run printed the new key: the user holds it now, so it must not be deleted.
     world.journal().mark_printed(&world.old_id, false).unwrap();
-    let pending = readable(&world.journal());
+    let pending = world.journal().readable();
     assert!(pending[0].printed);
     let recovered = recover_as(&world, Mode::Finish, Some(&admin)).unwrap();
     assert!(
@@ -1039,7 +1033,7 @@ fn a_printed_partial_rotation_is_finished_by_recover() {
     );
     assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
 }
 
 /// Issue 10, defect 3: an `intent` journal left by an old run must not delete a key that
@@ -1072,7 +1066,7 @@ fn an_old_intent_journal_never_deletes_a_key_made_later_elsewhere() {
     );
     assert_eq!(world.key_status(&ci_key), Some(KeyStatus::Active));
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
-    assert!(readable(&world.journal()).is_empty());
+    assert!(world.journal().readable().is_empty());
 }
 
 /// Issue 10, defect 3: when the new key is known, undo deletes exactly that key, and never
@@ -1118,30 +1112,11 @@ fn a_key_of_another_journal_is_never_taken_for_a_lost_one() {
         .filter(|id| *id != world.old_id)
         .collect();
     assert_eq!(lost.len(), 1);
-    let mut other = readable(&world.journal()).remove(0);
+    let mut other = world.journal().readable().remove(0);
     other.old_key_id = "AKIAOTHERROTATION000".into();
     other.new_key_id = Some(lost[0].clone());
     world.journal().write(&other).unwrap();
-    let connector = FakeConnector::new(&world.iam);
-    let files = world.files();
-    let journal = world.journal();
-    let options = ExecOptions::default();
-    let cancel = Cancel::default();
-    let progress = |_: &str, _: Step| {};
-    let engine = Engine {
-        connector: &connector,
-        clock: &world.clock,
-        files: &files,
-        journal: &journal,
-        options: &options,
-        cancel: &cancel,
-        progress: &progress,
-    };
-    let mine = readable(&journal)
-        .into_iter()
-        .find(|j| j.old_key_id == world.old_id)
-        .unwrap();
-    let recovered = block(engine.recover(&mine, Mode::Finish, None)).unwrap();
+    let recovered = recover(&world, Mode::Finish).unwrap();
     assert!(
         matches!(&recovered, Recovered::Undone { deleted } if deleted.is_empty()),
         "{recovered:?}"
@@ -1165,7 +1140,7 @@ fn recovery_never_retires_the_old_key_when_the_new_one_would_reach_no_one() {
     assert!(err.to_string().contains("recover --undo"), "{err}");
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
     assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
-    assert_eq!(readable(&world.journal()).len(), 1, "the journal is kept");
+    assert_eq!(world.journal().readable().len(), 1, "the journal is kept");
     // Undo is still possible: it deletes exactly the new key.
     let undone = recover(&world, Mode::Undo).unwrap();
     assert!(
@@ -1202,7 +1177,7 @@ fn a_line_still_naming_the_old_key_stops_the_retirement() {
     assert_eq!(places[0].line, header + 2, "the line under the header");
     assert_eq!(places[0].section.as_deref(), Some("profile dev"));
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
-    assert_eq!(readable(&world.journal()).len(), 1);
+    assert_eq!(world.journal().readable().len(), 1);
     // Recovery keeps refusing while the line is there...
     let err = recover(&world, Mode::Finish).unwrap_err();
     assert!(matches!(err, RecoverError::StillHeld(_)), "{err:?}");

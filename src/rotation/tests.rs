@@ -438,6 +438,33 @@ fn slow_propagation_is_waited_out_with_backoff() {
     assert_eq!(world.clock.elapsed_since(start), Duration::from_secs(16));
 }
 
+/// A new key that works once and then fails again (IAM propagates unevenly) starts the
+/// three-in-a-row count over: nothing is written until three calls in a row succeed.
+#[test]
+fn a_key_that_works_then_fails_again_starts_the_count_over() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world
+        .iam
+        .propagation_pattern(vec![true, true, false, true, false]);
+    let (outcome, steps) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+    let new_id = new_key_of(&outcome);
+    let verify_calls: Vec<bool> = world
+        .iam
+        .calls()
+        .into_iter()
+        .filter(|c| c.action == Action::GetCallerIdentity && c.key_id == new_id)
+        .map(|c| c.ok)
+        .collect();
+    assert_eq!(
+        verify_calls,
+        vec![true, true, false, true, false, true, true, true],
+        "two successes, a failure, one, a failure, then three in a row"
+    );
+    assert_eq!(steps.iter().filter(|s| **s == Step::WaitForIam).count(), 2);
+}
+
 #[test]
 fn a_key_that_never_works_is_deleted_and_the_files_stay_untouched() {
     let world = World::simple();

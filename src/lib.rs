@@ -4,6 +4,7 @@
 //! profile files ([`profiles`]) → the keys they hold ([`inventory`]) → a plan and its
 //! execution against AWS ([`rotation`], through [`aws`]) → output ([`cli::render`]).
 
+pub mod audit;
 pub mod aws;
 pub mod cli;
 pub mod error;

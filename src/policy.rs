@@ -147,6 +147,55 @@ pub fn self_service_policy(options: &PolicyOptions) -> Result<Value, PolicyError
     Ok(json!({ "Version": "2012-10-17", "Statement": statements }))
 }
 
+/// The name of the managed policy and of the group `policy --apply --group` creates (the
+/// default of `--group`).
+pub const SELF_SERVICE_NAME: &str = "iam-keys-self-service";
+
+/// The inline policy `policy --apply --user NAME` puts on a user: named after the user.
+pub fn inline_policy_name(user: &str) -> String {
+    format!("{SELF_SERVICE_NAME}-{user}")
+}
+
+/// The read-only actions `iam-keys audit` calls in each account.
+pub const AUDIT_ACTIONS: [&str; 8] = [
+    "iam:GenerateCredentialReport",
+    "iam:GetAccessKeyLastUsed",
+    "iam:GetCredentialReport",
+    "iam:ListAccessKeys",
+    "iam:ListGroupsForUser",
+    "iam:ListUserPolicies",
+    "iam:ListUserTags",
+    "iam:ListUsers",
+];
+
+/// The policy the auditor needs: the read-only [`AUDIT_ACTIONS`] on `*` (ListUsers and the
+/// credential report have no narrower resource). With `org_role`, also what the organization
+/// run needs in the management account: `organizations:ListAccounts`, and `sts:AssumeRole` on
+/// that role in every account (the role itself needs the audit statement).
+pub fn audit_policy(partition: Partition, org_role: Option<&str>) -> Value {
+    let mut statements = vec![json!({
+        "Sid": "AuditAccessKeys",
+        "Effect": "Allow",
+        "Action": AUDIT_ACTIONS,
+        "Resource": "*",
+    })];
+    if let Some(role) = org_role {
+        statements.push(json!({
+            "Sid": "ListOrganizationAccounts",
+            "Effect": "Allow",
+            "Action": ["organizations:ListAccounts"],
+            "Resource": "*",
+        }));
+        statements.push(json!({
+            "Sid": "AssumeAuditRole",
+            "Effect": "Allow",
+            "Action": ["sts:AssumeRole"],
+            "Resource": format!("arn:{partition}:iam::*:role/{role}"),
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +287,28 @@ mod tests {
             actions(read),
             vec!["iam:GetAccountPasswordPolicy".to_string()]
         );
+    }
+
+    #[test]
+    fn the_audit_policy_is_read_only_and_the_org_variant_assumes_only_the_named_role() {
+        let doc = audit_policy(Partition::Aws, None);
+        let statements = doc["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1);
+        let acts = actions(&statements[0]);
+        assert!(
+            acts.iter().all(|a| a.starts_with("iam:List")
+                || a.starts_with("iam:Get")
+                || a == "iam:GenerateCredentialReport"),
+            "{acts:?}"
+        );
+        let doc = audit_policy(Partition::AwsUsGov, Some("AuditRole"));
+        let statements = doc["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 3);
+        assert_eq!(
+            statements[2]["Resource"],
+            "arn:aws-us-gov:iam::*:role/AuditRole"
+        );
+        assert_eq!(inline_policy_name("alice"), "iam-keys-self-service-alice");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum Action {
     GetAccessKeyLastUsed,
     ListMFADevices,
     GetSessionToken,
+    /// An account-wide call of the audit and `policy --apply` (see [`super::account`]).
+    Account(super::account::AccountAction),
 }
 
 impl Action {
@@ -38,6 +40,7 @@ impl Action {
             Action::GetAccessKeyLastUsed => "GetAccessKeyLastUsed",
             Action::ListMFADevices => "ListMFADevices",
             Action::GetSessionToken => "GetSessionToken",
+            Action::Account(action) => action.as_str(),
         }
     }
 }

@@ -168,17 +168,35 @@ pub const AUDIT_ACTIONS: [&str; 8] = [
     "iam:ListUsers",
 ];
 
-/// The policy the auditor needs: the read-only [`AUDIT_ACTIONS`] on `*` (ListUsers and the
-/// credential report have no narrower resource). With `org_role`, also what the organization
+/// The actions of [`AUDIT_ACTIONS`] that act on the account, not on a user.
+const ACCOUNT_WIDE_AUDIT_ACTIONS: [&str; 3] = [
+    "iam:GenerateCredentialReport",
+    "iam:GetCredentialReport",
+    "iam:ListUsers",
+];
+
+/// The policy the auditor needs: the read-only [`AUDIT_ACTIONS`], the per-user ones on every
+/// user's ARN, ListUsers and the credential report on `*` (they have no narrower resource). With `org_role`, also what the organization
 /// run needs in the management account: `organizations:ListAccounts`, and `sts:AssumeRole` on
 /// that role in every account (the role itself needs the audit statement).
 pub fn audit_policy(partition: Partition, org_role: Option<&str>) -> Value {
-    let mut statements = vec![json!({
-        "Sid": "AuditAccessKeys",
-        "Effect": "Allow",
-        "Action": AUDIT_ACTIONS,
-        "Resource": "*",
-    })];
+    let (account_wide, per_user): (Vec<&str>, Vec<&str>) = AUDIT_ACTIONS
+        .iter()
+        .partition(|a| ACCOUNT_WIDE_AUDIT_ACTIONS.contains(a));
+    let mut statements = vec![
+        json!({
+            "Sid": "AuditAccount",
+            "Effect": "Allow",
+            "Action": account_wide,
+            "Resource": "*",
+        }),
+        json!({
+            "Sid": "AuditUsersKeys",
+            "Effect": "Allow",
+            "Action": per_user,
+            "Resource": format!("arn:{partition}:iam::*:user/*"),
+        }),
+    ];
     if let Some(role) = org_role {
         statements.push(json!({
             "Sid": "ListOrganizationAccounts",
@@ -293,8 +311,11 @@ mod tests {
     fn the_audit_policy_is_read_only_and_the_org_variant_assumes_only_the_named_role() {
         let doc = audit_policy(Partition::Aws, None);
         let statements = doc["Statement"].as_array().unwrap();
-        assert_eq!(statements.len(), 1);
-        let acts = actions(&statements[0]);
+        assert_eq!(statements.len(), 2);
+        assert_eq!(statements[1]["Resource"], "arn:aws:iam::*:user/*");
+        let mut acts = actions(&statements[0]);
+        acts.extend(actions(&statements[1]));
+        assert_eq!(acts.len(), AUDIT_ACTIONS.len());
         assert!(
             acts.iter().all(|a| a.starts_with("iam:List")
                 || a.starts_with("iam:Get")
@@ -303,9 +324,9 @@ mod tests {
         );
         let doc = audit_policy(Partition::AwsUsGov, Some("AuditRole"));
         let statements = doc["Statement"].as_array().unwrap();
-        assert_eq!(statements.len(), 3);
+        assert_eq!(statements.len(), 4);
         assert_eq!(
-            statements[2]["Resource"],
+            statements[3]["Resource"],
             "arn:aws-us-gov:iam::*:role/AuditRole"
         );
         assert_eq!(inline_policy_name("alice"), "iam-keys-self-service-alice");

@@ -11,7 +11,7 @@
 
 use super::{Failure, KeyFacts, SelfService, UserFacts, credential_report};
 use crate::aws::account::{AccountIam, ReportState};
-use crate::aws::{AwsError, KeyStatus};
+use crate::aws::{AwsError, ErrorKind, KeyStatus};
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use std::cell::Cell;
@@ -156,8 +156,12 @@ async fn one_user<A: AccountIam, G: Gate>(
         user: Some(user.name.clone()),
         error,
     };
+    // NoSuchEntity anywhere below: the user (or key) was deleted while the audit ran; it is
+    // no longer there to report.
+    let gone = |e: &AwsError| e.kind == ErrorKind::NoSuchEntity;
     let mut listed = match counter.call(iam.list_user_keys(&user.name)).await {
         Ok(keys) => keys,
+        Err(e) if gone(&e) => return (None, failures),
         Err(e) => return (None, vec![fail(e)]),
     };
     if listed.is_empty() {
@@ -165,9 +169,10 @@ async fn one_user<A: AccountIam, G: Gate>(
     }
     listed.sort_by_key(|k| (k.created.is_none(), k.created));
     let mut keys = Vec::new();
-    for (index, meta) in listed.into_iter().enumerate() {
+    for meta in listed {
         let last_used = match counter.call(iam.key_last_used(&meta.id)).await {
             Ok(used) => Some(used),
+            Err(e) if gone(&e) => continue,
             Err(e) => {
                 failures.push(fail(e));
                 None
@@ -175,22 +180,33 @@ async fn one_user<A: AccountIam, G: Gate>(
         };
         keys.push(KeyFacts {
             id: Some(meta.id),
-            slot: (index + 1).min(u8::MAX as usize) as u8,
+            slot: 0,
             status: meta.status,
             created: meta.created,
             last_used,
         });
     }
+    if keys.is_empty() {
+        return (None, failures);
+    }
+    for (index, key) in keys.iter_mut().enumerate() {
+        key.slot = (index + 1).min(u8::MAX as usize) as u8;
+    }
+    let mut extra_failures = Vec::new();
     let (exempt_tag, self_service) = user_extras(
         iam,
         &user.name,
         &keys,
         options,
         counter,
-        &mut failures,
+        &mut extra_failures,
         &fail,
     )
     .await;
+    if extra_failures.iter().any(|f| gone(&f.error)) {
+        return (None, failures);
+    }
+    failures.extend(extra_failures);
     let facts = UserFacts {
         account: account.to_string(),
         user: user.name.clone(),
@@ -557,6 +573,24 @@ mod tests {
         );
         let names: Vec<&str> = collected.users.iter().map(|u| u.user.as_str()).collect();
         assert_eq!(names, ["exempt", "one"]);
+    }
+
+    #[test]
+    fn a_user_deleted_while_the_audit_runs_is_left_out_without_an_error() {
+        let fake = account();
+        // The first user with keys ("exempt") is gone by the time its tags are read.
+        fake.fail(
+            AccountAction::ListUserTags,
+            ErrorKind::NoSuchEntity,
+            "NoSuchEntity",
+        );
+        let collected = run(async {
+            let users = list_users(&fake, &Ungated).await.unwrap();
+            from_api(&fake, "111122223333", users, &options(), &Ungated, &|_| {}).await
+        });
+        assert!(collected.failures.is_empty(), "{:?}", collected.failures);
+        let names: Vec<&str> = collected.users.iter().map(|u| u.user.as_str()).collect();
+        assert_eq!(names, ["one", "two"]);
     }
 
     #[test]

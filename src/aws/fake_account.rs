@@ -51,6 +51,8 @@ pub struct State {
     pub key_calls: usize,
     /// Users whose ListAccessKeys is refused with AccessDenied.
     pub deny_list_keys: Vec<String>,
+    /// Writes whose answer is lost: the change is made, then the call fails (once each).
+    pub lost_answers: Vec<AccountAction>,
     /// Write calls in order, for idempotence tests: `CreatePolicy iam-keys-self-service`.
     pub writes: Vec<String>,
 }
@@ -119,6 +121,17 @@ impl FakeAccount {
         *s.calls.entry(a).or_default() += pages;
         if let Some(e) = s.faults.get_mut(&a).and_then(VecDeque::pop_front) {
             return Err(e);
+        }
+        Ok(())
+    }
+
+    /// After a write was made: fail if its answer is to be lost.
+    fn answer(&self, a: AccountAction) -> Result<(), AwsError> {
+        let mut s = self.state.borrow_mut();
+        if let Some(i) = s.lost_answers.iter().position(|x| *x == a) {
+            s.lost_answers.remove(i);
+            return Err(AwsError::new(action(a), ErrorKind::Network)
+                .with_message("connection reset after the request was sent"));
         }
         Ok(())
     }
@@ -293,6 +306,8 @@ impl AccountIam for FakeAccount {
                 next_version: 2,
             },
         );
+        drop(s);
+        self.answer(AccountAction::CreatePolicy)?;
         Ok(ManagedPolicy {
             arn,
             default_version: Some("v1".into()),
@@ -355,6 +370,8 @@ impl AccountIam for FakeAccount {
         }
         p.versions.push((id.clone(), document.to_string(), true));
         s.writes.push(format!("CreatePolicyVersion {id}"));
+        drop(s);
+        self.answer(AccountAction::CreatePolicyVersion)?;
         Ok(id)
     }
 
@@ -383,7 +400,10 @@ impl AccountIam for FakeAccount {
         let mut s = self.state.borrow_mut();
         s.writes.push(format!("CreateGroup {name}"));
         s.groups.insert(name.to_string(), Vec::new());
-        Ok(format!("arn:aws:iam::{}:group/{name}", s.account))
+        let arn = format!("arn:aws:iam::{}:group/{name}", s.account);
+        drop(s);
+        self.answer(AccountAction::CreateGroup)?;
+        Ok(arn)
     }
 
     async fn list_attached_group_policies(&self, group: &str) -> Result<Vec<String>, AwsError> {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod auth_profile;
 mod crash;
 mod errors;

@@ -219,12 +219,15 @@ pub async fn to_group<A: AccountIam>(
     }
     if add_users_with_keys {
         for user in users_with_keys(iam).await? {
-            let member = group_exists
-                && iam
-                    .list_groups_for_user(&user)
-                    .await?
-                    .iter()
-                    .any(|g| g == group);
+            // A user deleted meanwhile (NoSuchEntity) is skipped.
+            let member = match group_exists {
+                false => false,
+                true => match iam.list_groups_for_user(&user).await {
+                    Ok(groups) => groups.iter().any(|g| g == group),
+                    Err(e) if e.kind == crate::aws::ErrorKind::NoSuchEntity => continue,
+                    Err(e) => return Err(e.into()),
+                },
+            };
             if member {
                 out.in_place.push(format!("member {user}"));
                 continue;
@@ -234,7 +237,12 @@ pub async fn to_group<A: AccountIam>(
                 user: user.clone(),
             });
             if !dry_run {
-                iam.add_user_to_group(group, &user).await?;
+                match iam.add_user_to_group(group, &user).await {
+                    Err(e) if e.kind == crate::aws::ErrorKind::NoSuchEntity => {
+                        out.changes.pop();
+                    }
+                    other => other?,
+                }
             }
         }
     }

@@ -13,6 +13,7 @@ mod harness;
 mod invariants;
 mod mfa;
 mod policy;
+mod policy_apply;
 mod profiles_compat;
 mod rotate;
 mod secrets;

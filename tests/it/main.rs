@@ -4,6 +4,7 @@
 mod support;
 
 mod audit;
+mod audit_org;
 mod auth_profile;
 mod crash;
 mod errors;

@@ -661,3 +661,212 @@ impl AccountIam for SdkAccountClient {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The SDK calls against canned answers in memory: markers are followed to the last page,
+    //! a repeated marker ends the listing, documents are decoded, "not there" is `None`.
+    use super::*;
+    use crate::aws::sdk::ConnectorSettings;
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+        SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use std::sync::{Arc, Mutex};
+
+    type Responder = Arc<dyn Fn(&str) -> (u16, String) + Send + Sync>;
+
+    #[derive(Clone)]
+    struct Stub {
+        bodies: Arc<Mutex<Vec<String>>>,
+        respond: Responder,
+    }
+
+    impl fmt::Debug for Stub {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Stub")
+        }
+    }
+
+    impl HttpConnector for Stub {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let body =
+                String::from_utf8_lossy(request.body().bytes().unwrap_or_default()).into_owned();
+            self.bodies.lock().unwrap().push(body.clone());
+            let (status, answer) = (self.respond)(&body);
+            HttpConnectorFuture::ready(Ok(HttpResponse::new(
+                StatusCode::try_from(status).unwrap(),
+                SdkBody::from(answer),
+            )))
+        }
+    }
+
+    impl HttpClient for Stub {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+        body.split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    }
+
+    fn answer(action: &str, result: &str) -> String {
+        format!(
+            "<{action}Response xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><{action}Result>{result}</{action}Result>\
+             <ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></{action}Response>"
+        )
+    }
+
+    fn user(name: &str) -> String {
+        format!(
+            "<member><Path>/</Path><UserName>{name}</UserName><UserId>AIDA{name}</UserId>\
+             <Arn>arn:aws:iam::123456789012:user/{name}</Arn><CreateDate>2026-01-01T00:00:00Z</CreateDate></member>"
+        )
+    }
+
+    fn canned(body: &str) -> (u16, String) {
+        let action = field(body, "Action").unwrap_or_default();
+        let marker = field(body, "Marker");
+        let a = match (action, marker) {
+            ("ListUsers", None) => answer(
+                action,
+                &format!(
+                    "<Users>{}{}</Users><IsTruncated>true</IsTruncated><Marker>m1</Marker>",
+                    user("a"),
+                    user("b")
+                ),
+            ),
+            ("ListUsers", Some("m1")) => answer(
+                action,
+                &format!(
+                    "<Users>{}</Users><IsTruncated>true</IsTruncated><Marker>m2</Marker>",
+                    user("c")
+                ),
+            ),
+            ("ListUsers", Some(_)) => answer(
+                action,
+                &format!(
+                    "<Users>{}</Users><IsTruncated>false</IsTruncated>",
+                    user("d")
+                ),
+            ),
+            ("ListUserTags", _) => answer(
+                action,
+                // Truncated with the same marker again: the listing ends there.
+                "<Tags><member><Key>iam-keys:exempt</Key><Value>x</Value></member></Tags>\
+                 <IsTruncated>true</IsTruncated><Marker>same</Marker>",
+            ),
+            ("GetUserPolicy", _) if field(body, "PolicyName") == Some("missing") => {
+                return (
+                    404,
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code>\
+                     <Message>The user policy with name missing cannot be found.</Message></Error>\
+                     <RequestId>x</RequestId></ErrorResponse>"
+                        .into(),
+                );
+            }
+            ("GetUserPolicy", _) => answer(
+                action,
+                "<UserName>a</UserName><PolicyName>p</PolicyName>\
+                 <PolicyDocument>%7B%22Version%22%3A%222012-10-17%22%7D</PolicyDocument>",
+            ),
+            ("GetCredentialReport", _) => {
+                return (
+                    410,
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>ReportNotPresent</Code>\
+                     <Message>not yet</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+                        .into(),
+                );
+            }
+            _ => {
+                return (
+                    400,
+                    "<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>"
+                        .into(),
+                );
+            }
+        };
+        (200, a)
+    }
+
+    fn client() -> (SdkAccountClient, Arc<Mutex<Vec<String>>>) {
+        let stub = Stub {
+            bodies: Arc::default(),
+            respond: Arc::new(canned),
+        };
+        let bodies = stub.bodies.clone();
+        let connector = SdkConnector::with_http_client(
+            ConnectorSettings {
+                proxy_from_env: false,
+                max_attempts: 1,
+                ..ConnectorSettings::default()
+            },
+            SharedHttpClient::new(stub),
+        );
+        let target = Target {
+            credentials: Credentials::long_term(
+                "AKIAAUDITOR000000001",
+                Secret::new("AuditorSecretAuditorSecretAuditorSecre01"),
+            ),
+            region: "us-east-1".into(),
+            iam_endpoint: Some("http://127.0.0.1:9".into()),
+            sts_endpoint: Some("http://127.0.0.1:9".into()),
+        };
+        (connector.connect_account(&target, None), bodies)
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn list_users_follows_markers_to_the_last_page() {
+        let (client, bodies) = client();
+        let users = run(client.list_users()).unwrap();
+        let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+        assert!(users[0].created.is_some());
+        let bodies = bodies.lock().unwrap();
+        assert_eq!(bodies.len(), 3);
+        assert_eq!(field(&bodies[0], "Marker"), None);
+        assert_eq!(field(&bodies[1], "Marker"), Some("m1"));
+        assert_eq!(field(&bodies[2], "Marker"), Some("m2"));
+        assert_eq!(field(&bodies[0], "MaxItems"), Some("1000"));
+    }
+
+    #[test]
+    fn a_repeated_marker_ends_the_listing() {
+        let (client, bodies) = client();
+        let tags = run(client.list_user_tags("a")).unwrap();
+        assert_eq!(tags.len(), 2, "one tag per page read");
+        // First page, then the page for marker `same`, which repeats it: stop.
+        assert_eq!(bodies.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn documents_are_decoded_and_absent_things_are_none() {
+        let (client, _) = client();
+        assert_eq!(
+            run(client.get_user_policy("a", "p")).unwrap().as_deref(),
+            Some(r#"{"Version":"2012-10-17"}"#)
+        );
+        assert_eq!(run(client.get_user_policy("a", "missing")).unwrap(), None);
+        assert_eq!(run(client.get_credential_report()).unwrap(), None);
+        let e = run(client.list_accounts()).unwrap_err();
+        assert_eq!(e.action, Action::Account(AccountAction::ListAccounts));
+    }
+}

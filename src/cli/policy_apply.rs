@@ -35,6 +35,13 @@ pub fn run(args: &PolicyArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
             "--apply signs with one administrator's profile: name it with --profile NAME".into(),
         ));
     };
+    if files.profile(name).is_none() {
+        return Err(Error::Usage(format!(
+            "profile `{name}` is in neither {} nor {}: name one that holds credentials with --profile",
+            settings.paths.credentials.display(),
+            settings.paths.config.display()
+        )));
+    }
     let auth = AuthProfile::load(name, &files, settings)?;
     let connector = super::sdk_connector(settings, &files)?;
     let options = PolicyOptions {

@@ -369,6 +369,13 @@ fn bad_input_is_a_usage_error_naming_what_to_fix() {
         "{}",
         run.stderr
     );
+    let run = f.sandbox.iam_keys(&["audit", "--profile", "nope"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("profile `nope` is in neither"),
+        "{}",
+        run.stderr
+    );
     let run = f.sandbox.iam_keys(&["audit", "--all"]);
     run.assert_code(2);
     assert!(run.stderr.contains("--profile NAME"), "{}", run.stderr);

@@ -135,6 +135,13 @@ pub fn run(args: &AuditArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Er
                 .into(),
         ));
     };
+    if files.profile(name).is_none() {
+        return Err(Error::Usage(format!(
+            "profile `{name}` is in neither {} nor {}: name one that holds credentials with --profile",
+            settings.paths.credentials.display(),
+            settings.paths.config.display()
+        )));
+    }
     let auth = AuthProfile::load(name, &files, settings)?;
     let connector = super::sdk_connector(settings, &files)?;
     let profile = files.profile(name);

@@ -8,7 +8,7 @@
 //!
 //! Figures, not assertions: timing checks do not belong in tests.
 
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 

@@ -187,9 +187,17 @@ pub fn run(args: &AuditArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Er
     let report =
         render::Report::build(&run, &thresholds, &fail_on, &key_holders(&files), name, now);
     for account in &report.accounts {
-        if let Some(hours) = account.report_age_hours
-            && hours > STALE_REPORT.as_secs_f64() / 3600.0
-        {
+        let Some(hours) = account.report_age_hours else {
+            continue;
+        };
+        if hours <= STALE_REPORT.as_secs_f64() / 3600.0 {
+            ui.note(&format!(
+                "account {}: credential report generated {} ({} old)",
+                account.account,
+                account.report_generated.as_deref().unwrap_or("?"),
+                render::hours_text(hours),
+            ));
+        } else {
             ui.warn(&format!(
                 "account {}: the credential report is {} old (generated {}); IAM makes a new one \
                  at most every 4 hours. Use --source api for fresh data",

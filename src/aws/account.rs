@@ -13,8 +13,9 @@
 //! idempotent writes (`AttachGroupPolicy`, `AddUserToGroup`, `PutUserPolicy`,
 //! `DeletePolicyVersion`) are, because doing them twice leaves the same state. `CreatePolicy`,
 //! `CreatePolicyVersion` and `CreateGroup` are **not**: a lost answer may hide a success, and
-//! sending again would fail with `EntityAlreadyExists` or make a duplicate version. Callers
-//! reconcile such a failure by reading the state again (`GetPolicy`, `ListPolicyVersions`,
+//! sending again would fail with `EntityAlreadyExists` or make a duplicate version. The SDK
+//! implementation sends them once (its standard retries are off for these three), and callers
+//! reconcile a failure by reading the state again (`GetPolicy`, `ListPolicyVersions`,
 //! `GetGroup`), never by sending again blindly.
 //!
 //! Must not: read profile files or the environment, print, or decide what a finding is.

@@ -283,3 +283,48 @@ fn apply_needs_a_way_and_names_it() {
     let run = sandbox.iam_keys(&["policy", "--group", "g"]);
     run.assert_code(2);
 }
+
+/// A CreateGroup whose answer is lost (moto made the group; the connection closed before the
+/// answer came back) is sent once and reconciled by GetGroup, not sent again. On the second
+/// moto (auth off) for the `${aws:username}` document, as above.
+#[test]
+fn a_lost_create_group_answer_is_reconciled_by_reading_the_group() {
+    use crate::support::{FaultProxy, Rule};
+    use std::time::Duration;
+    let m = moto_without_auth();
+    let group = m.unique("ikss-lost");
+    let sandbox = admin_sandbox_of(m);
+    let proxy = FaultProxy::start(&m.endpoint);
+    proxy.add_rule(Rule::hold_after("CreateGroup").times(1));
+    let child = sandbox
+        .cmd(&["policy", "--apply", "--group", &group, "--profile", "admin"])
+        .endpoint(&proxy.endpoint)
+        .spawn();
+    assert!(
+        proxy.wait_held(1, Duration::from_secs(60)),
+        "CreateGroup reached the proxy"
+    );
+    proxy.discard_held();
+    let run = crate::support::finish(child);
+    run.assert_code(0);
+    run.assert_stdout_contains(&format!("created group {group}"));
+    assert_eq!(
+        proxy.count("CreateGroup"),
+        1,
+        "sent once: {:?}",
+        proxy.actions()
+    );
+    assert!(
+        proxy.count("GetGroup") >= 2,
+        "read again after the lost answer"
+    );
+    let attached = m
+        .block_on(
+            m.admin_iam()
+                .list_attached_group_policies()
+                .group_name(&group)
+                .send(),
+        )
+        .expect("ListAttachedGroupPolicies");
+    assert_eq!(attached.attached_policies().len(), 1);
+}

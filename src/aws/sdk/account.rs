@@ -68,6 +68,14 @@ impl SdkConnector {
     }
 }
 
+/// One attempt only: the SDK's standard retries would re-send a create whose answer was lost
+/// (a connection reset after the request went out), and CreatePolicyVersion would then make a
+/// second version. The callers reconcile by reading the state instead (see [`AccountIam`]).
+fn one_attempt() -> aws_sdk_iam::config::Builder {
+    aws_sdk_iam::config::Builder::default()
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+}
+
 fn act(a: AccountAction) -> Action {
     Action::Account(a)
 }
@@ -391,6 +399,8 @@ impl AccountIam for SdkAccountClient {
                 .policy_name(name)
                 .policy_document(document)
                 .description(description)
+                .customize()
+                .config_override(one_attempt())
                 .send()
                 .await
                 .map_err(self.err(a))?;
@@ -475,6 +485,8 @@ impl AccountIam for SdkAccountClient {
                 .policy_arn(arn)
                 .policy_document(document)
                 .set_as_default(true)
+                .customize()
+                .config_override(one_attempt())
                 .send()
                 .await
                 .map_err(self.err(a))?;
@@ -528,6 +540,8 @@ impl AccountIam for SdkAccountClient {
             .iam()
             .create_group()
             .group_name(name)
+            .customize()
+            .config_override(one_attempt())
             .send()
             .await
             .map_err(self.err(a))
@@ -780,6 +794,14 @@ mod tests {
                 "<UserName>a</UserName><PolicyName>p</PolicyName>\
                  <PolicyDocument>%7B%22Version%22%3A%222012-10-17%22%7D</PolicyDocument>",
             ),
+            ("CreateGroup" | "CreatePolicyVersion" | "ListGroupsForUser", _) => {
+                return (
+                    503,
+                    "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>\
+                     <Message>try later</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+                        .into(),
+                );
+            }
             ("GetCredentialReport", _) => {
                 return (
                     410,
@@ -800,6 +822,10 @@ mod tests {
     }
 
     fn client() -> (SdkAccountClient, Arc<Mutex<Vec<String>>>) {
+        client_with(1)
+    }
+
+    fn client_with(max_attempts: u32) -> (SdkAccountClient, Arc<Mutex<Vec<String>>>) {
         let stub = Stub {
             bodies: Arc::default(),
             respond: Arc::new(canned),
@@ -808,7 +834,8 @@ mod tests {
         let connector = SdkConnector::with_http_client(
             ConnectorSettings {
                 proxy_from_env: false,
-                max_attempts: 1,
+                max_attempts,
+                initial_backoff: std::time::Duration::from_millis(1),
                 ..ConnectorSettings::default()
             },
             SharedHttpClient::new(stub),
@@ -868,5 +895,27 @@ mod tests {
         assert_eq!(run(client.get_credential_report()).unwrap(), None);
         let e = run(client.list_accounts()).unwrap_err();
         assert_eq!(e.action, Action::Account(AccountAction::ListAccounts));
+    }
+
+    #[test]
+    fn creates_are_sent_once_while_reads_are_retried() {
+        let (client, bodies) = client_with(3);
+        let e = run(client.create_group("g")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
+        assert_eq!(bodies.lock().unwrap().len(), 1, "CreateGroup: one attempt");
+        bodies.lock().unwrap().clear();
+        assert!(run(client.create_policy_version("arn:aws:iam::1:policy/p", "{}")).is_err());
+        assert_eq!(
+            bodies.lock().unwrap().len(),
+            1,
+            "CreatePolicyVersion: one attempt"
+        );
+        bodies.lock().unwrap().clear();
+        assert!(run(client.list_groups_for_user("a")).is_err());
+        assert_eq!(
+            bodies.lock().unwrap().len(),
+            3,
+            "a read: the standard retries"
+        );
     }
 }

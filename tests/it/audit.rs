@@ -32,6 +32,8 @@ struct Fixture {
     sandbox: Sandbox,
     /// name → its keys (id) in creation order
     users: Vec<(String, Vec<String>)>,
+    /// The secrets in the sandbox's credentials file (never printed).
+    secrets: Vec<String>,
 }
 
 impl Fixture {
@@ -130,6 +132,11 @@ fn fixture() -> &'static Fixture {
         ));
         Fixture {
             sandbox,
+            secrets: vec![
+                auditor_key.1.clone(),
+                blind_key.1.clone(),
+                one_key.1.clone(),
+            ],
             users: vec![
                 (none, vec![]),
                 (one, vec![one_key.0]),
@@ -456,5 +463,30 @@ fn the_audit_policy_passes_parliament() {
             "{args:?}: {}",
             run.stdout
         );
+    }
+}
+
+#[test]
+fn no_secret_reaches_any_output_at_any_verbosity() {
+    let f = fixture();
+    for output in ["text", "json", "csv"] {
+        let run = f
+            .sandbox
+            .cmd(&[
+                "audit",
+                "-vvv",
+                "--profile",
+                "auditor",
+                "--source",
+                "api",
+                "--output",
+                output,
+            ])
+            .env("RUST_LOG", "trace")
+            .run();
+        run.assert_code(1);
+        for secret in &f.secrets {
+            run.assert_no_secret(secret);
+        }
     }
 }

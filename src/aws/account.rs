@@ -6,7 +6,7 @@
 //! truncates a list).
 //!
 //! Every list follows `Marker`/`NextToken` to the last page. Errors are [`AwsError`]s whose
-//! [`Action`] is [`Action::Account`].
+//! [`Action`](super::Action) is [`Action::Account`](super::Action::Account).
 //!
 //! **Retries.** The SDK's standard retries (throttling, 5xx, timeouts, connection errors) apply
 //! to every call. Each method's doc says whether a call is *safe to retry*: reads are; the

@@ -1,6 +1,6 @@
 //! [`AccountIam`] on the official SDK: IAM, STS and Organizations clients bound to one set of
 //! credentials, built by [`SdkConnector::connect_account`] exactly as
-//! [`Connector::connect`](super::Connector::connect) builds the key clients (explicit
+//! [`Connector::connect`] builds the key clients (explicit
 //! credentials, the same HTTP client, retries and timeouts).
 //!
 //! Every list follows its marker (`NextToken` for Organizations) to the last page, up to

@@ -6,6 +6,7 @@
 //! | 1 | a rotation failed and nothing changed for it; `status`: a key is due or could not be checked |
 //! | 2 | usage or input error (bad option, unreadable or malformed file, refused plan) |
 //! | 3 | partial: a new key is in place but an old key is still active (run `iam-keys recover`) |
+//! | 4 | `audit`: part of the audit could not be read (an account, a user, a call refused) |
 
 use crate::profiles::ProfileError;
 use std::process::ExitCode;
@@ -18,6 +19,8 @@ pub enum Outcome {
     Attention,
     /// A rotation is half done: new key in place, old key still active (exit 3).
     Partial,
+    /// `audit`: part of the audit could not be read (exit 4).
+    Incomplete,
 }
 
 impl Outcome {
@@ -26,6 +29,7 @@ impl Outcome {
             Outcome::Success => 0,
             Outcome::Attention => 1,
             Outcome::Partial => 3,
+            Outcome::Incomplete => 4,
         }
     }
 }

@@ -4,9 +4,11 @@
 //! profile files ([`profiles`]) → the keys they hold ([`inventory`]) → a plan and its
 //! execution against AWS ([`rotation`], through [`aws`]) → output ([`cli::render`]).
 
+pub mod audit;
 pub mod aws;
 pub mod cli;
 pub mod error;
+pub mod grant;
 pub mod inventory;
 mod logging;
 pub mod policy;
@@ -25,14 +27,12 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     logging::init(cli.global.verbose, &env);
     let settings = Settings::resolve(&cli.global, env)?;
     let ui = cli::ui::Ui::new(&settings);
+    cli::audit::check_output(&cli.command, &settings)?;
     match &cli.command {
-        Command::Policy(args) => {
-            let text = cli::policy::run(args, &settings)?;
-            ui.out(&text)?;
-            Ok(Outcome::Success)
-        }
+        Command::Policy(args) => cli::policy::run_command(args, &settings, &ui),
         Command::Status(args) => cli::status::run(args, &settings, &ui),
         Command::Rotate(args) => cli::rotate::run(args, &settings, &ui),
         Command::Recover(args) => cli::recover::run(args, &settings, &ui),
+        Command::Audit(args) => cli::audit::run(args, &settings, &ui),
     }
 }

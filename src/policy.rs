@@ -147,6 +147,73 @@ pub fn self_service_policy(options: &PolicyOptions) -> Result<Value, PolicyError
     Ok(json!({ "Version": "2012-10-17", "Statement": statements }))
 }
 
+/// The name of the managed policy and of the group `policy --apply --group` creates (the
+/// default of `--group`).
+pub const SELF_SERVICE_NAME: &str = "iam-keys-self-service";
+
+/// The inline policy `policy --apply --user NAME` puts on a user: named after the user.
+pub fn inline_policy_name(user: &str) -> String {
+    format!("{SELF_SERVICE_NAME}-{user}")
+}
+
+/// The read-only actions `iam-keys audit` calls in each account.
+pub const AUDIT_ACTIONS: [&str; 8] = [
+    "iam:GenerateCredentialReport",
+    "iam:GetAccessKeyLastUsed",
+    "iam:GetCredentialReport",
+    "iam:ListAccessKeys",
+    "iam:ListGroupsForUser",
+    "iam:ListUserPolicies",
+    "iam:ListUserTags",
+    "iam:ListUsers",
+];
+
+/// The actions of [`AUDIT_ACTIONS`] that act on the account, not on a user.
+const ACCOUNT_WIDE_AUDIT_ACTIONS: [&str; 3] = [
+    "iam:GenerateCredentialReport",
+    "iam:GetCredentialReport",
+    "iam:ListUsers",
+];
+
+/// The policy the auditor needs: the read-only [`AUDIT_ACTIONS`], the per-user ones on every
+/// user's ARN, ListUsers and the credential report on `*` (they have no narrower resource). With `org_role`, also what the organization
+/// run needs in the management account: `organizations:ListAccounts`, and `sts:AssumeRole` on
+/// that role in every account (the role itself needs the audit statement).
+pub fn audit_policy(partition: Partition, org_role: Option<&str>) -> Value {
+    let (account_wide, per_user): (Vec<&str>, Vec<&str>) = AUDIT_ACTIONS
+        .iter()
+        .partition(|a| ACCOUNT_WIDE_AUDIT_ACTIONS.contains(a));
+    let mut statements = vec![
+        json!({
+            "Sid": "AuditAccount",
+            "Effect": "Allow",
+            "Action": account_wide,
+            "Resource": "*",
+        }),
+        json!({
+            "Sid": "AuditUsersKeys",
+            "Effect": "Allow",
+            "Action": per_user,
+            "Resource": format!("arn:{partition}:iam::*:user/*"),
+        }),
+    ];
+    if let Some(role) = org_role {
+        statements.push(json!({
+            "Sid": "ListOrganizationAccounts",
+            "Effect": "Allow",
+            "Action": ["organizations:ListAccounts"],
+            "Resource": "*",
+        }));
+        statements.push(json!({
+            "Sid": "AssumeAuditRole",
+            "Effect": "Allow",
+            "Action": ["sts:AssumeRole"],
+            "Resource": format!("arn:{partition}:iam::*:role/{role}"),
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +305,31 @@ mod tests {
             actions(read),
             vec!["iam:GetAccountPasswordPolicy".to_string()]
         );
+    }
+
+    #[test]
+    fn the_audit_policy_is_read_only_and_the_org_variant_assumes_only_the_named_role() {
+        let doc = audit_policy(Partition::Aws, None);
+        let statements = doc["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 2);
+        assert_eq!(statements[1]["Resource"], "arn:aws:iam::*:user/*");
+        let mut acts = actions(&statements[0]);
+        acts.extend(actions(&statements[1]));
+        assert_eq!(acts.len(), AUDIT_ACTIONS.len());
+        assert!(
+            acts.iter().all(|a| a.starts_with("iam:List")
+                || a.starts_with("iam:Get")
+                || a == "iam:GenerateCredentialReport"),
+            "{acts:?}"
+        );
+        let doc = audit_policy(Partition::AwsUsGov, Some("AuditRole"));
+        let statements = doc["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 4);
+        assert_eq!(
+            statements[3]["Resource"],
+            "arn:aws-us-gov:iam::*:role/AuditRole"
+        );
+        assert_eq!(inline_policy_name("alice"), "iam-keys-self-service-alice");
     }
 
     #[test]

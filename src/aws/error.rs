@@ -25,6 +25,8 @@ pub enum Action {
     GetAccessKeyLastUsed,
     ListMFADevices,
     GetSessionToken,
+    /// An account-wide call of the audit and `policy --apply` (see [`super::account`]).
+    Account(super::account::AccountAction),
 }
 
 impl Action {
@@ -38,6 +40,7 @@ impl Action {
             Action::GetAccessKeyLastUsed => "GetAccessKeyLastUsed",
             Action::ListMFADevices => "ListMFADevices",
             Action::GetSessionToken => "GetSessionToken",
+            Action::Account(action) => action.as_str(),
         }
     }
 
@@ -51,12 +54,18 @@ impl Action {
     /// | UpdateAccessKey | safe | setting a status twice leaves the same state |
     /// | DeleteAccessKey | safe | a repeat answers `NoSuchEntity`, which every caller treats as done |
     /// | CreateAccessKey | **not safe** | each call makes a new key; a lost answer retried makes a second key (or fails with `LimitExceeded`) while the first one's secret is gone |
+    /// | the audit's and `policy --apply`'s calls | see `account::AccountAction::safe_to_retry` | CreatePolicy, CreatePolicyVersion and CreateGroup are not safe |
     ///
     /// A call that is not safe gets exactly one attempt; after a failure that may have taken
     /// effect ([`ErrorKind::may_have_taken_effect`]) the caller reads IAM's state and
     /// reconciles (see `rotation::exec`).
     pub fn retry_safe(self) -> bool {
-        !matches!(self, Action::CreateAccessKey)
+        match self {
+            Action::CreateAccessKey => false,
+            // The audit's and `policy --apply`'s calls: see their own table.
+            Action::Account(action) => action.safe_to_retry(),
+            _ => true,
+        }
     }
 }
 

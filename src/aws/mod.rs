@@ -10,9 +10,12 @@
 //! print anything, or decide what an error means for the user (the rotation and CLI layers
 //! turn an [`AwsError`] into advice).
 
+pub mod account;
 pub mod error;
 #[cfg(test)]
 pub mod fake;
+#[cfg(test)]
+pub mod fake_account;
 pub mod sdk;
 
 pub use error::{Action, AwsError, ErrorKind};

@@ -21,6 +21,8 @@
 //! session token or an MFA code, or retry beyond the SDK's standard retries (waiting for a
 //! new key to propagate is the rotation's job, with its own clock).
 
+pub mod account;
+
 use super::error::from_sdk;
 use super::{
     AccessKeyMeta, Action, AwsError, CallerIdentity, Connector, Credentials, ErrorKind, Iam,

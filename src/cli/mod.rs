@@ -7,10 +7,12 @@
 //! [`Settings`]: crate::settings::Settings
 
 pub mod advice;
+pub mod audit;
 pub mod auth;
 pub mod duration;
 pub mod mfa;
 pub mod policy;
+pub mod policy_apply;
 pub mod recover;
 pub mod render;
 pub mod rotate;
@@ -74,6 +76,8 @@ pub enum OutputFormat {
     Json,
     /// `AWS_ACCESS_KEY_ID=…` lines for each new key (rotate and recover; the one way a secret is printed)
     Env,
+    /// Comma-separated values with a header row (audit only)
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +90,8 @@ pub enum Command {
     Recover(recover::RecoverArgs),
     /// Print the IAM policy that lets each user rotate only their own keys
     Policy(policy::PolicyArgs),
+    /// Every IAM user's access keys in the account (or organization), with findings, for CI
+    Audit(audit::AuditArgs),
 }
 
 /// The SDK connector for a run: one HTTP client shared by every key's calls.

@@ -602,7 +602,7 @@ async fn rotate<C: Connector>(
             }
             eprint!("{}", render_results(&reports, &summary));
         }
-        OutputFormat::Text => ui.out(&render_results(&reports, &summary))?,
+        OutputFormat::Text | OutputFormat::Csv => ui.out(&render_results(&reports, &summary))?,
     }
     Ok(outcome.max(exit_for(&summary)))
 }

@@ -3,6 +3,8 @@
 
 mod support;
 
+mod audit;
+mod audit_org;
 mod auth_profile;
 mod crash;
 mod edges;
@@ -15,6 +17,7 @@ mod harness;
 mod invariants;
 mod mfa;
 mod policy;
+mod policy_apply;
 mod profiles_compat;
 mod rotate;
 mod secrets;

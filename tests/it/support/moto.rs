@@ -83,6 +83,18 @@ pub fn moto() -> &'static Moto {
     }
 }
 
+/// A second moto server of this test process, with authentication checking OFF, for what
+/// moto cannot do with it on: requests whose signature moto recomputes differently from the
+/// Rust SDK (form values with `${...}`, as in a managed policy document), and
+/// assumed-role credentials from another account (Organizations). Tests that use it say why.
+pub fn moto_without_auth() -> &'static Moto {
+    static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
+    match MOTO.get_or_init(|| Moto::start_with(false)) {
+        Ok(moto) => moto,
+        Err(why) => panic!("the second moto server could not be started: {why}"),
+    }
+}
+
 /// A unique name for this process's moto (IAM user names, device names): `prefix-N`.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(1);
@@ -160,12 +172,17 @@ except subprocess.TimeoutExpired:
 
 impl Moto {
     fn start() -> Result<Moto, String> {
+        Moto::start_with(true)
+    }
+
+    fn start_with(auth: bool) -> Result<Moto, String> {
         let started = Instant::now();
         let moto_server = venv_bin("moto_server");
         let log_dir = target_dir().join("moto-logs");
         std::fs::create_dir_all(&log_dir)
             .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
-        let log = log_dir.join(format!("moto-{}.log", std::process::id()));
+        let suffix = if auth { "" } else { "-noauth" };
+        let log = log_dir.join(format!("moto-{}{suffix}.log", std::process::id()));
 
         let mut child = Command::new(venv_python())
             .arg("-u")
@@ -247,8 +264,12 @@ impl Moto {
                 key.secret_access_key().to_string(),
             ))
         })?;
-        let (status, body) = http_post(&endpoint, "/moto-api/reset-auth", "text/plain", "0")
-            .map_err(|e| format!("POST /moto-api/reset-auth: {e}"))?;
+        let (status, body) = if auth {
+            http_post(&endpoint, "/moto-api/reset-auth", "text/plain", "0")
+                .map_err(|e| format!("POST /moto-api/reset-auth: {e}"))?
+        } else {
+            (200, String::new())
+        };
         if status != 200 {
             return Err(format!(
                 "POST /moto-api/reset-auth answered {status}: {body}"
@@ -275,7 +296,7 @@ impl Moto {
         if !me.ends_with(":user/admin") {
             return Err(format!("the admin key authenticates as {me}"));
         }
-        if moto.whoami("AKIAIOSFODNN7EXAMPLE", "bootstrap").is_ok() {
+        if auth && moto.whoami("AKIAIOSFODNN7EXAMPLE", "bootstrap").is_ok() {
             return Err("auth checking is not on: an unknown key was accepted".into());
         }
         eprintln!(

@@ -8,7 +8,9 @@
 
 pub mod advice;
 pub mod auth;
+pub mod completions;
 pub mod duration;
+pub mod man;
 pub mod mfa;
 pub mod policy;
 pub mod recover;
@@ -86,6 +88,10 @@ pub enum Command {
     Recover(recover::RecoverArgs),
     /// Print the IAM policy that lets each user rotate only their own keys
     Policy(policy::PolicyArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, a command's page, or write them all with --dir
+    Man(man::ManArgs),
 }
 
 /// The SDK connector for a run: one HTTP client shared by every key's calls.

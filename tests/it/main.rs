@@ -4,6 +4,7 @@
 mod support;
 
 mod auth_profile;
+mod completions;
 mod crash;
 mod errors;
 mod faults;

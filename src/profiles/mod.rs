@@ -808,6 +808,24 @@ fn check_keys(
     Ok(())
 }
 
+/// Windows says "not found" (ERROR_PATH_NOT_FOUND) for a path through a file, where Unix
+/// says "not a directory": such a file is not missing, it cannot exist. The error names the
+/// file in the way.
+#[cfg(windows)]
+fn through_a_file(path: &Path) -> Option<std::io::Error> {
+    let existing = path
+        .ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .find(|a| std::fs::symlink_metadata(a).is_ok())?;
+    (!existing.is_dir()).then(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is a file, not a directory", existing.display()),
+        )
+    })
+}
+
 /// Read one file; a missing file is empty.
 fn read_file(kind: FileKind, path: &Path) -> Result<FileView, ProfileError> {
     match std::fs::metadata(path) {
@@ -819,6 +837,14 @@ fn read_file(kind: FileKind, path: &Path) -> Result<FileView, ProfileError> {
         }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            #[cfg(windows)]
+            if let Some(source) = through_a_file(path) {
+                return Err(ProfileError::Read {
+                    kind,
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
             return parse_file(kind, path, false, Vec::new());
         }
         Err(source) => {

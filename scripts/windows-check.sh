@@ -19,9 +19,9 @@
 # Only 127.0.0.1 is contacted; nothing reads ~/.aws or your AWS_* variables.
 #
 # Needs (Debian 12 with bookworm-security): apt-get install rustc-web cargo-web rust-web-src
-# rust-web-clippy mingw-w64 wine64. The first run takes 15-25 minutes on 2 cores (std and
-# every dependency are built twice: checked for clippy and compiled for the tests); later
-# runs rebuild only iam-keys.
+# rust-web-clippy mingw-w64 wine64. The first run compiles std and every dependency twice
+# (checked for clippy, built for the tests and the .exe); later runs rebuild only iam-keys
+# and take about a minute.
 #
 # Usage: scripts/windows-check.sh [--smoke-only]
 #   --smoke-only  build the .exe and run only the smoke rotation (3.)

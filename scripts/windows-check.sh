@@ -40,7 +40,7 @@ smoke_only=0
 case "${1:-}" in
     "") ;;
     --smoke-only) smoke_only=1 ;;
-    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
 esac
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # iam-keys demo: see the tool rotate a key with no AWS account.
 #
-# Builds the tool (or uses the installed one with --installed), starts a local moto IAM/STS
+# Uses the iam-keys on PATH when it is this version (what `cargo install --path .` put
+# there), otherwise builds it into this repository's target/ (CARGO_TARGET_DIR if set), so a
+# newcomer who ran the README's two commands builds once. Then it starts a local moto IAM/STS
 # server on 127.0.0.1 with authentication checking on, creates a sandbox IAM user `demo-user`
 # with one access key, writes profile files into a temporary directory (two profiles sharing
 # that key, one SSO profile), and runs `iam-keys status`, `rotate --dry-run`, `rotate`, and
@@ -12,17 +14,20 @@
 # the end. The Python tools come from <target dir>/test-venv, the venv the integration tests
 # use (same pinned tests/requirements.txt, same marker file, same lock), created on first use.
 #
-# Usage: scripts/demo.sh [--installed]
+# Usage: scripts/demo.sh [--installed | --build]
+#   --installed  use the iam-keys on PATH, whatever its version (fail if there is none)
+#   --build      build into target/ even when this version is installed
 set -euo pipefail
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
 }
 
-installed=0
+mode=auto
 case "${1:-}" in
     "") ;;
-    --installed) installed=1 ;;
+    --installed) mode=installed ;;
+    --build) mode=build ;;
     -h | --help) usage; exit 0 ;;
     *) echo "demo.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
 esac
@@ -44,11 +49,24 @@ note() { printf '%s    %s%s\n' "$dim" "$*" "$reset"; }
 die() { printf 'demo.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- the tool -------------------------------------------------------------------------------
-if ((installed)); then
-    bin=$(command -v iam-keys) || die "--installed: no iam-keys on PATH (cargo install --path .)"
-    say "Using the installed iam-keys: $bin"
-else
-    say "Building iam-keys (cargo build --release --locked)"
+# This checkout's version, from Cargo.toml's [package] section.
+version=$(sed -n '/^\[package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
+bin=''
+if [[ $mode != build ]]; then
+    if installed_bin=$(command -v iam-keys); then
+        installed_version=$("$installed_bin" --version 2>/dev/null || true)
+        if [[ $mode == installed || "$installed_version" == "iam-keys $version" ]]; then
+            bin=$installed_bin
+            say "Using the installed $installed_version: $bin"
+        else
+            say "The iam-keys on PATH ($installed_bin) is ${installed_version:-unusable}, not $version: building this checkout"
+        fi
+    elif [[ $mode == installed ]]; then
+        die "--installed: no iam-keys on PATH (cargo install --path .)"
+    fi
+fi
+if [[ -z "$bin" ]]; then
+    say "Building iam-keys $version into $target_dir (cargo build --release --locked)"
     command -v cargo >/dev/null || die "cargo not found: install Rust from rustup.rs, or use --installed"
     (cd "$root" && CARGO_TARGET_DIR=$target_dir cargo build --release --locked --bin iam-keys)
     bin=$target_dir/release/iam-keys

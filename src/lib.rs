@@ -23,6 +23,12 @@ use settings::{Env, Settings};
 
 /// Run one command. Output goes to stdout (results) and stderr (progress, warnings).
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
+    // Generated from the clap definitions alone: no environment, files or network.
+    match &cli.command {
+        Command::Completions(args) => return cli::completions::run(args),
+        Command::Man(args) => return cli::man::run(args),
+        _ => {}
+    }
     let env = Env::from_process();
     logging::init(cli.global.verbose, &env);
     let settings = Settings::resolve(&cli.global, env)?;
@@ -34,5 +40,6 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Rotate(args) => cli::rotate::run(args, &settings, &ui),
         Command::Recover(args) => cli::recover::run(args, &settings, &ui),
         Command::Audit(args) => cli::audit::run(args, &settings, &ui),
+        Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

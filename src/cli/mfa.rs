@@ -123,12 +123,20 @@ pub fn code_for(args: &MfaArgs, serial: &str, ui: &Ui) -> Result<Secret, MfaErro
     Err(MfaError::BadCode("(three tries)".into()))
 }
 
+/// The command line run by the platform's shell: `sh -c` on Unix; on Windows `cmd /D /S /C`
+/// with the line passed verbatim (cmd does not read the MSVC quoting `Command::arg` adds,
+/// so a quoted argument such as `powershell -Command "Get-Code 'aws'"` would break; `/S`
+/// strips exactly the outer quotes; `/D` skips cmd's AutoRun commands).
 fn shell(command: &str) -> std::process::Command {
-    if cfg!(windows) {
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
         let mut c = std::process::Command::new("cmd");
-        c.arg("/C").arg(command);
+        c.args(["/D", "/S", "/C"]).raw_arg(format!("\"{command}\""));
         c
-    } else {
+    }
+    #[cfg(not(windows))]
+    {
         let mut c = std::process::Command::new("sh");
         c.arg("-c").arg(command);
         c
@@ -223,6 +231,20 @@ mod tests {
             Some("654321")
         );
         assert_eq!(code_from_output("2026 1234567 12345"), None);
+    }
+
+    /// cmd gets the line as typed: its own quotes and operators work (Windows, under wine
+    /// in scripts/windows-check.sh).
+    #[cfg(windows)]
+    #[test]
+    fn a_command_line_reaches_cmd_as_typed() {
+        let out = shell(r#"echo "code 123456" & echo done"#).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains(r#""code 123456""#) && text.contains("done"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@
 pub mod advice;
 pub mod audit;
 pub mod auth;
+pub mod completions;
 pub mod duration;
+pub mod man;
 pub mod mfa;
 pub mod policy;
 pub mod policy_apply;
@@ -92,6 +94,10 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Every IAM user's access keys in the account (or organization), with findings, for CI
     Audit(audit::AuditArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, a command's page, or write them all with --dir
+    Man(man::ManArgs),
 }
 
 /// The SDK connector for a run: one HTTP client shared by every key's calls.

@@ -76,9 +76,17 @@ fn expand_home(
             None => Err(ProfileError::NoHome { path, var }),
         },
         (None, _) => Ok(path),
-        (Some(rest), Some(h)) => Ok(PathBuf::from(h).join(rest)),
+        (Some(rest), Some(h)) => Ok(join_home(h, rest)),
         (Some(_), None) => Err(ProfileError::NoHome { path, var }),
     }
+}
+
+/// `home` and the `/`-separated rest, pushed part by part, so that on Windows the path
+/// reads `C:\Users\me\.aws\credentials` in messages, not `C:\Users\me\.aws/credentials`.
+fn join_home(home: &str, rest: &str) -> PathBuf {
+    let mut path = PathBuf::from(home);
+    path.extend(rest.split('/').filter(|part| !part.is_empty()));
+    path
 }
 
 #[cfg(test)]
@@ -123,6 +131,18 @@ mod tests {
         let e = env(&[("HOMEDRIVE", "C:"), ("HOMEPATH", "/Users/w")]);
         let p = FilePaths::resolve(None, None, &e).unwrap();
         assert_eq!(p.config, PathBuf::from("C:/Users/w/.aws/config"));
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn windows_paths_read_with_backslashes_only() {
+        let e = env(&[
+            ("USERPROFILE", r"C:\Users\w"),
+            ("AWS_CONFIG_FILE", r"~\cfg\x"),
+        ]);
+        let p = FilePaths::resolve(None, None, &e).unwrap();
+        assert_eq!(p.credentials.to_str(), Some(r"C:\Users\w\.aws\credentials"));
+        assert_eq!(p.config.to_str(), Some(r"C:\Users\w\cfg\x"));
     }
 
     #[test]

@@ -939,12 +939,40 @@ fn check_keys(
     Ok(())
 }
 
+/// Windows says "not found" (ERROR_PATH_NOT_FOUND) for a path through a file, where Unix
+/// says "not a directory": such a file is not missing, it cannot exist. The error names the
+/// file in the way.
+#[cfg(windows)]
+fn through_a_file(path: &Path) -> Option<std::io::Error> {
+    let existing = path
+        .ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .find(|a| std::fs::symlink_metadata(a).is_ok())?;
+    (!existing.is_dir()).then(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is a file, not a directory", existing.display()),
+        )
+    })
+}
+
 /// Read one file; a missing file is empty, `/dev/null` too (marked, so that it is never
 /// written); anything but a regular file, or more than [`open::MAX_FILE_SIZE`], is an error
 /// naming the file.
 fn read_file(kind: FileKind, path: &Path) -> Result<FileView, ProfileError> {
     match read_contents(kind, path)? {
-        open::Contents::Missing => parse_file(kind, path, false, Vec::new()),
+        open::Contents::Missing => {
+            #[cfg(windows)]
+            if let Some(source) = through_a_file(path) {
+                return Err(ProfileError::Read {
+                    kind,
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+            parse_file(kind, path, false, Vec::new())
+        }
         open::Contents::NullDevice => {
             let mut view = parse_file(kind, path, true, Vec::new())?;
             view.null_device = true;

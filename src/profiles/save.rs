@@ -108,7 +108,12 @@ fn parent_dir(path: &Path) -> &Path {
 #[derive(Clone, Copy)]
 pub(super) enum Mode {
     /// Keep the existing mode; drop group/other bits when the content holds a secret.
-    Keep { holds_secret: bool },
+    /// (Windows has no mode bits: a file keeps the ACL it inherits from its directory, as
+    /// the AWS CLI's own writes do; see README "Platforms".)
+    Keep {
+        #[cfg_attr(not(unix), allow(dead_code))]
+        holds_secret: bool,
+    },
     /// Always 0600 (backups).
     Private,
 }
@@ -142,11 +147,55 @@ pub(super) fn write_atomic(
     };
     keep_owner(tmp.as_file(), owner.as_ref())?;
     tmp.as_file().sync_all()?;
-    tmp.persist(target).map_err(|e| e.error)?;
+    persist(tmp, target)?;
     if let Err(e) = sync_dir(dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot fsync the directory after saving");
     }
     Ok(tightened)
+}
+
+/// Rename the temporary file over `target`.
+#[cfg(not(windows))]
+fn persist(tmp: tempfile::NamedTempFile, target: &Path) -> io::Result<()> {
+    tmp.persist(target).map(drop).map_err(|e| e.error)
+}
+
+/// Rename the temporary file over `target`. Windows refuses to replace a file that another
+/// program holds open without delete sharing (the AWS CLI while it reads the file, an
+/// editor, a virus scanner): ERROR_ACCESS_DENIED or ERROR_SHARING_VIOLATION. Such holds are
+/// brief, so retry for up to 2 s, then say what is in the way. The old file is untouched.
+#[cfg(windows)]
+fn persist(mut tmp: tempfile::NamedTempFile, target: &Path) -> io::Result<()> {
+    use std::time::{Duration, Instant};
+    const ERROR_ACCESS_DENIED: i32 = 5;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let e = match tmp.persist(target) {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let busy = matches!(
+            e.error.raw_os_error(),
+            Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION)
+        );
+        if !busy {
+            return Err(e.error);
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                e.error.kind(),
+                format!(
+                    "cannot replace {}: another program has it open, or it is read-only; \
+                     close the program (or clear the read-only attribute) and run again ({})",
+                    target.display(),
+                    e.error
+                ),
+            ));
+        }
+        tmp = e.file;
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Save the previous content of `target` to `<target>.iam-keys.bak`, 0600, atomically.
@@ -402,4 +451,56 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
+}
+
+#[cfg(all(test, windows))]
+mod windows_tests {
+    use super::*;
+    use std::os::windows::fs::OpenOptionsExt;
+    use std::time::Duration;
+
+    const FILE_SHARE_READ: u32 = 1;
+
+    /// Open `path` as the AWS CLI (Python) does: others may read, not delete or rename.
+    fn hold(path: &Path) -> fs::File {
+        fs::OpenOptions::new()
+            .read(true)
+            .share_mode(FILE_SHARE_READ)
+            .open(path)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_file_another_program_holds_briefly_is_replaced_once_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("credentials");
+        fs::write(&target, "old").unwrap();
+        let held = hold(&target);
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            drop(held);
+        });
+        write_atomic(&target, b"new", Mode::Keep { holds_secret: true }, None).unwrap();
+        reader.join().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_file_held_open_throughout_is_left_as_it_was_with_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("credentials");
+        fs::write(&target, "old").unwrap();
+        let held = hold(&target);
+        let err = write_atomic(&target, b"new", Mode::Keep { holds_secret: true }, None)
+            .unwrap_err()
+            .to_string();
+        drop(held);
+        assert!(
+            err.contains("another program has it open") && err.contains("credentials"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&target).unwrap(), b"old");
+        let leftovers = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "the temporary file was removed");
+    }
 }

@@ -1091,19 +1091,26 @@ fn a_second_lock_holder_times_out_naming_the_first_and_the_lock_is_released_on_d
     )
     .unwrap_err();
     assert!(started.elapsed() >= Duration::from_millis(350));
-    assert_eq!(
-        calls,
-        [(first.path().to_path_buf(), Some(std::process::id()))]
-    );
+    // Windows byte-range locks are mandatory: another handle cannot read the holder's pid
+    // (wine lets it), so there the waiter may not know it; everywhere else it must.
+    let me = Some(std::process::id());
+    let seen = if cfg!(windows) && calls.first().is_some_and(|c| c.1.is_none()) {
+        None
+    } else {
+        me
+    };
+    assert_eq!(calls, [(first.path().to_path_buf(), seen)]);
     match &err {
-        ProfileError::LockTimeout { holder, .. } => assert_eq!(*holder, Some(std::process::id())),
+        ProfileError::LockTimeout { holder, .. } => assert_eq!(*holder, seen),
         other => panic!("unexpected {other}"),
     }
-    assert!(
-        err.to_string()
-            .contains(&format!("process {}", std::process::id())),
-        "{err}"
-    );
+    if seen.is_some() {
+        assert!(
+            err.to_string()
+                .contains(&format!("process {}", std::process::id())),
+            "{err}"
+        );
+    }
     drop(first);
     let again = RunLock::acquire(&d.paths.credentials, Duration::ZERO, &mut |_, _| {
         panic!("released")

@@ -1,11 +1,16 @@
 //! The integration tests: the built `iam-keys` binary against a moto server on 127.0.0.1
 //! that the harness starts itself, with a scrubbed environment and a temporary HOME.
+//!
+//! Linux (and Unix) only: the harness uses Unix modes, signals, `chattr` and `mount`. On
+//! Windows this target is empty; scripts/windows-check.sh runs a smoke rotation instead.
+#![cfg(unix)]
 
 mod support;
 
 mod audit;
 mod audit_org;
 mod auth_profile;
+mod completions;
 mod crash;
 mod edges;
 mod errors;

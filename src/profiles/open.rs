@@ -150,6 +150,11 @@ pub(super) fn identity(_meta: &Metadata) -> Identity {
 /// Read a profile file: a missing file is [`Contents::Missing`]; anything but a regular file
 /// or `/dev/null` is refused; at most [`MAX_FILE_SIZE`] bytes.
 pub(super) fn read_profile_file(path: &Path) -> Result<Contents, OpenError> {
+    // Windows refuses to open a directory as a file ("access denied"): ask first there.
+    #[cfg(not(unix))]
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(OpenError::Directory);
+    }
     let file = match open_nonblocking(std::fs::OpenOptions::new().read(true), path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Contents::Missing),

@@ -61,6 +61,7 @@ pub(super) mod tests_hook {
     }
 
     /// Call `f` with each temporary file created on this thread until the next `set`.
+    #[cfg_attr(not(unix), allow(dead_code))] // its test checks Unix modes
     pub fn set(f: Option<Hook>) {
         HOOK.with(|h| *h.borrow_mut() = f);
     }

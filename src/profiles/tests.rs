@@ -1120,18 +1120,22 @@ fn a_second_lock_holder_times_out_naming_the_first_and_the_lock_is_released_on_d
 
 // ---------------------------------------------------------------- file-system edges (issue 10)
 
+#[cfg(unix)]
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
 
+#[cfg(unix)]
 fn no_wait(_: &Path, _: Option<u32>) {
     panic!("must not wait")
 }
 
 /// A lock path that is not our regular file is refused, naming it, and nothing is written
 /// through it.
+// Unix file types, modes, links and leases.
+#[cfg(unix)]
 #[test]
 fn a_lock_path_that_is_not_our_regular_file_is_refused() {
     let d = Dir::new(None, None);
@@ -1191,6 +1195,8 @@ fn a_lock_path_that_is_not_our_regular_file_is_refused() {
     drop(held);
 }
 
+// Unix file types, modes, links and leases.
+#[cfg(unix)]
 #[test]
 fn a_profile_file_that_is_not_a_regular_file_is_refused_at_once_naming_it() {
     let d = Dir::new(Some(&key_file()), None);
@@ -1243,6 +1249,8 @@ fn a_profile_file_that_is_not_a_regular_file_is_refused_at_once_naming_it() {
 
 /// A regular file another process holds a lease on (a Samba oplock, say) is waited for
 /// (the open is retried without blocking), not refused.
+// Unix file types, modes, links and leases.
+#[cfg(unix)]
 #[test]
 fn a_file_under_a_lease_is_waited_for_and_then_read() {
     use std::os::fd::AsRawFd;
@@ -1294,6 +1302,8 @@ fn a_file_over_the_size_cap_is_refused_naming_it_and_the_cap() {
     );
 }
 
+// Unix file types, modes, links and leases.
+#[cfg(unix)]
 #[test]
 fn dev_null_reads_as_empty_and_is_never_written() {
     let d = Dir::new(Some(&key_file()), None);
@@ -1347,6 +1357,8 @@ fn dev_null_reads_as_empty_and_is_never_written() {
     assert!(d.read(&d.paths.credentials).contains(NEW));
 }
 
+// Unix file types, modes, links and leases.
+#[cfg(unix)]
 #[test]
 fn a_hard_linked_file_is_rewritten_in_place_and_both_names_see_the_new_key() {
     use std::os::unix::fs::MetadataExt;
@@ -1395,8 +1407,10 @@ fn a_hard_linked_file_is_rewritten_in_place_and_both_names_see_the_new_key() {
 }
 
 /// A tmpfs mounted on a directory for the life of the guard (unit tests run as root in CI).
+#[cfg(unix)]
 struct Tmpfs(PathBuf);
 
+#[cfg(unix)]
 impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Tmpfs {
         fs::create_dir_all(dir).unwrap();
@@ -1420,6 +1434,7 @@ impl Tmpfs {
     }
 }
 
+#[cfg(unix)]
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
@@ -1431,6 +1446,7 @@ impl Drop for Tmpfs {
 
 /// An in-place rewrite that fails half way (the disk fills up after the backup) puts the
 /// previous content back, so both names hold the old key and the error says "unchanged".
+#[cfg(unix)]
 #[test]
 fn a_failed_in_place_rewrite_puts_the_previous_content_back() {
     let d = Dir::new(None, None);
@@ -1493,6 +1509,8 @@ fn a_failed_in_place_rewrite_puts_the_previous_content_back() {
     assert_eq!(d.read(&disk.join("credentials.iam-keys.bak")), old);
 }
 
+// Unix file types, modes, links and leases.
+#[cfg(unix)]
 #[test]
 fn a_file_without_other_names_is_still_replaced_by_rename() {
     use std::os::unix::fs::MetadataExt;
@@ -1507,6 +1525,8 @@ fn a_file_without_other_names_is_still_replaced_by_rename() {
     assert_ne!(fs::metadata(&d.paths.credentials).unwrap().ino(), ino);
 }
 
+// Unix file types, modes, links and leases.
+#[cfg(unix)]
 #[test]
 fn every_temporary_file_is_private_from_creation_and_carries_the_prefix() {
     use std::cell::RefCell;
@@ -1547,6 +1567,8 @@ fn every_temporary_file_is_private_from_creation_and_carries_the_prefix() {
     );
 }
 
+// Unix file types, modes, links and leases.
+#[cfg(unix)]
 #[test]
 fn stale_temporary_files_of_ours_are_removed_under_the_lock_and_nothing_else() {
     let d = Dir::new(Some(&key_file()), None);

@@ -76,6 +76,8 @@ pub enum RecoverError {
     PlacesChanged {
         profiles: Vec<String>,
         paths: Vec<PathBuf>,
+        /// Refused while undoing (the way out is then to finish, and the other way round).
+        undo: bool,
     },
     /// Lines of the files still name a key that is about to be retired or deleted.
     StillHeld(Vec<Mention>),
@@ -114,17 +116,30 @@ impl fmt::Display for RecoverError {
                 Ok(())
             }
             RecoverError::Cleanup(c) => write!(f, "could not clean up: {c:?}"),
-            RecoverError::PlacesChanged { profiles, paths } => write!(
+            RecoverError::PlacesChanged {
+                profiles,
+                paths,
+                undo,
+            } => write!(
                 f,
-                "profile {} in {} held the old key when the rotation started and holds neither key now; the new key \
-                 would reach no one, so the old key stays Active. Put the profile back (or point \
-                 AWS_SHARED_CREDENTIALS_FILE/AWS_CONFIG_FILE at the files it was in), or run `iam-keys recover --undo`",
+                "profile {} in {} held the key when the rotation started and holds neither the old nor the new key \
+                 now; {}. Put the profile back (the journal, which is kept, holds both keys), then run {}",
                 profiles.join(", "),
                 paths
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
-                    .join(" and ")
+                    .join(" and "),
+                if *undo {
+                    "undoing would delete the new key while no file holds the old one, so nothing was changed"
+                } else {
+                    "the new key would reach no one, so the old key stays Active"
+                },
+                if *undo {
+                    "`iam-keys recover --undo` again, or `iam-keys recover` to finish instead"
+                } else {
+                    "`iam-keys recover` again, or `iam-keys recover --undo`"
+                }
             ),
             RecoverError::StillHeld(places) => write!(
                 f,
@@ -282,7 +297,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 // Every place that held the old key must still hold the old or the new one;
                 // otherwise the new key would be written nowhere.
                 if journal.destination == Destination::Holders {
-                    self.places_unchanged(&journal, &new_id)?;
+                    self.places_unchanged(&journal, &new_id, false)?;
                 }
                 let to_profile = writes_profile && !files_have_new;
                 if journal.stage < Stage::Persisted || files_have_old || to_profile {
@@ -315,7 +330,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     self.reload()
                         .map_err(|e| RecoverError::Files(Box::new(e)))?;
                     if journal.destination == Destination::Holders {
-                        self.places_unchanged(&journal, &new_id)?;
+                        self.places_unchanged(&journal, &new_id, false)?;
                     }
                     self.nothing_holds(&journal.old_key_id)
                         .map_err(still_held)?;
@@ -361,6 +376,11 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                         )));
                     }
                 }
+                // Every place that held the old key must hold the old or the new one: a place
+                // the user emptied would be left with neither once the new key is gone.
+                if journal.destination == Destination::Holders {
+                    self.places_unchanged(&journal, &new_id, true)?;
+                }
                 if files_have_new && writes_profile {
                     return Err(RecoverError::CannotUndo(format!(
                         "the new key {} is already in profile {}, and the old key's secret was never on this \
@@ -402,7 +422,12 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
 
     /// The journal's profiles (`Holders`) each hold the old or the new key in the files as
     /// loaded.
-    fn places_unchanged(&self, journal: &Journal, new_id: &str) -> Result<(), RecoverError> {
+    fn places_unchanged(
+        &self,
+        journal: &Journal,
+        new_id: &str,
+        undo: bool,
+    ) -> Result<(), RecoverError> {
         let files = self.files.borrow();
         let holding = |id: &str| -> Vec<String> {
             files
@@ -425,6 +450,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             Err(RecoverError::PlacesChanged {
                 profiles: gone,
                 paths: vec![p.credentials.clone(), p.config.clone()],
+                undo,
             })
         }
     }

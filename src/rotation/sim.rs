@@ -981,7 +981,7 @@ fn simulation_regressions() {
     }
 }
 
-const REGRESSIONS: &[u64] = &[14, 49];
+const REGRESSIONS: &[u64] = &[14, 49, 1013950, 1033639, 1043331];
 
 /// A long search: `IAM_KEYS_SIM_SEEDS` seeds from `IAM_KEYS_SIM_FIRST` (see the module doc).
 #[test]

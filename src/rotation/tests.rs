@@ -1164,16 +1164,35 @@ fn recovery_never_retires_the_old_key_when_the_new_one_would_reach_no_one() {
         matches!(&err, RecoverError::PlacesChanged { profiles, .. } if profiles == &vec!["dev".to_string()]),
         "{err:?}"
     );
-    assert!(err.to_string().contains("recover --undo"), "{err}");
+    assert!(err.to_string().contains("Put the profile back"), "{err}");
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
     assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
     assert_eq!(world.journal().readable().len(), 1, "the journal is kept");
-    // Undo is still possible: it deletes exactly the new key.
-    let undone = recover(&world, Mode::Undo).unwrap();
+    // Undo is refused too: with the new key deleted, no file would hold a working key, and
+    // the journal (the last copy of the old secret) would go (found by the simulation).
+    let err = recover(&world, Mode::Undo).unwrap_err();
     assert!(
-        matches!(&undone, Recovered::Undone { deleted } if deleted == &vec![new_id.clone()]),
-        "{undone:?}"
+        matches!(&err, RecoverError::PlacesChanged { undo: true, .. }),
+        "{err:?}"
     );
+    assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
+    assert_eq!(world.journal().readable().len(), 1, "the journal is kept");
+    // With the profile back, the rotation finishes.
+    std::fs::write(
+        &world.paths.credentials,
+        format!(
+            "[dev]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            world.old_id,
+            world.old_secret.expose()
+        ),
+    )
+    .unwrap();
+    let finished = recover(&world, Mode::Finish).unwrap();
+    assert!(
+        matches!(finished, Recovered::Finished { .. }),
+        "{finished:?}"
+    );
+    assert!(world.credentials_text().contains(&new_id));
 }
 
 /// Issue 10, defect 4: a section the SDKs ignore but the AWS CLI reads (`[profile dev]` in

@@ -94,7 +94,7 @@ fn bash_completes_commands_and_options_from_the_sourced_script() {
     );
     let mut outputs = bash_complete(&script, &["iam-keys", "status", "--output", ""]);
     outputs.sort();
-    assert_eq!(outputs, ["env", "json", "text"]);
+    assert_eq!(outputs, ["csv", "env", "json", "text"]);
 }
 
 #[test]
@@ -158,6 +158,7 @@ fn every_man_page_renders_with_man_and_groff_without_warnings() {
     assert_eq!(
         pages,
         [
+            "iam-keys-audit.1",
             "iam-keys-completions.1",
             "iam-keys-man.1",
             "iam-keys-policy.1",

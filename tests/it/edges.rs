@@ -280,13 +280,30 @@ fn recovery_keeps_the_old_key_when_the_profile_is_gone() {
         "{keys:?}"
     );
     assert_eq!(journals(&sandbox).len(), 1, "the journal is kept");
-    // Undo is the way out: exactly the new key goes.
+    // Undo is refused too: with the new key deleted, no file would hold a working key.
     let undone = sandbox
         .cmd(&["recover", "--yes", "--undo"])
         .endpoint(&proxy.endpoint)
         .run();
-    undone.assert_code(0).assert_stdout_contains("undone");
-    assert_eq!(iam_keys_of(&user), vec![(old, "Active".to_string())]);
+    undone
+        .assert_code(3)
+        .assert_stdout_contains("holds neither");
+    assert_eq!(journals(&sandbox).len(), 1, "the journal is kept");
+    // The way out: put the profile back; the rotation then finishes.
+    sandbox.write_credentials(&block("default", &old, &secret));
+    let finished = sandbox
+        .cmd(&["recover", "--yes"])
+        .endpoint(&proxy.endpoint)
+        .run();
+    finished.assert_code(0).assert_stdout_contains("finished");
+    let (new, new_secret) = key_in(&sandbox.read_credentials(), "[default]").unwrap();
+    let mut want = vec![
+        (old, "Inactive".to_string()),
+        (new.clone(), "Active".to_string()),
+    ];
+    want.sort();
+    assert_eq!(iam_keys_of(&user), want);
+    assert!(moto().key_works_as(&new, &new_secret, &user));
 }
 
 /// Defect 3: an `intent` journal left by an old run (killed before CreateAccessKey answered,

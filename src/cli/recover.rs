@@ -270,7 +270,8 @@ async fn recover_one<C: Connector>(
         .await
         .map_err(|e| {
             let advice = match &e {
-                RecoverError::CannotUndo(_) => "",
+                // These say what to do themselves.
+                RecoverError::CannotUndo(_) | RecoverError::PlacesChanged { .. } => "",
                 _ => "; the journal is kept, run `iam-keys recover` again once fixed",
             };
             format!("{e}{advice}")

@@ -123,7 +123,7 @@ impl fmt::Display for RecoverError {
             } => write!(
                 f,
                 "profile {} in {} held the key when the rotation started and holds neither the old nor the new key \
-                 now; {}. Put the profile back (the journal, which is kept, holds both keys), then run {}",
+                 now; {}. Put the profile back (the journal, which is kept, holds both keys), then run {} again",
                 profiles.join(", "),
                 paths
                     .iter()
@@ -136,9 +136,9 @@ impl fmt::Display for RecoverError {
                     "the new key would reach no one, so the old key stays Active"
                 },
                 if *undo {
-                    "`iam-keys recover --undo` again, or `iam-keys recover` to finish instead"
+                    "`iam-keys recover --undo`"
                 } else {
-                    "`iam-keys recover` again, or `iam-keys recover --undo`"
+                    "`iam-keys recover`"
                 }
             ),
             RecoverError::StillHeld(places) => write!(

@@ -273,7 +273,7 @@ fn recovery_keeps_the_old_key_when_the_profile_is_gone() {
         .run();
     run.assert_code(3)
         .assert_output_contains("found an interrupted rotation")
-        .assert_stdout_contains("holds neither key");
+        .assert_stdout_contains("holds neither the old nor the new key");
     let keys = iam_keys_of(&user);
     assert!(
         keys.contains(&(old.clone(), "Active".to_string())),

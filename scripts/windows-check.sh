@@ -95,6 +95,8 @@ cp "$shim" "$debug/" && cp "$shim" "$debug/deps/"
 if [[ ! -f $WINEPREFIX/system.reg ]]; then
     say "Creating the wine prefix $WINEPREFIX"
     wine wineboot --init >/dev/null 2>&1 || true
+    # wineboot returns before the wine server has written the registry: wait for it.
+    wineserver -w >/dev/null 2>&1 || true
     [[ -f $WINEPREFIX/system.reg ]] || die "wineboot did not create $WINEPREFIX"
 fi
 

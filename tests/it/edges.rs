@@ -12,17 +12,13 @@
 //!
 //! Also: a second Ctrl-C, `recover` twice, a symlinked and a real path, a lost make-room answer.
 
-use crate::invariants::iam_keys_of;
+use crate::invariants::{block, iam_keys_of};
 use crate::support::cmd::{Run, Sandbox};
 use crate::support::mask;
 use crate::support::moto::moto;
 use crate::support::proxy::{Fault, FaultProxy, KeyMatch, Rule};
 use serde_json::Value;
 use std::time::Duration;
-
-fn block(header: &str, id: &str, secret: &str) -> String {
-    format!("[{header}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n")
-}
 
 fn new_user(prefix: &str) -> (String, String, String) {
     let m = moto();

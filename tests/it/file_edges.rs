@@ -7,7 +7,7 @@
 //! The tests run as root (bind mounts need it); where the machine does not allow a mount,
 //! the test fails with the reason: nothing is skipped.
 
-use crate::invariants::{self, Case, Retired};
+use crate::invariants::{self, Case, Retired, block};
 use crate::profiles_compat::botocore_reads;
 use crate::support::cmd::Sandbox;
 use crate::support::moto::moto;
@@ -18,31 +18,6 @@ use std::time::{Duration, Instant};
 
 /// A refusal must come at once: a run that hangs (a FIFO read) is killed here and fails.
 const PROMPT: Duration = Duration::from_secs(20);
-
-fn block(header: &str, id: &str, secret: &str) -> String {
-    format!("[{header}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n")
-}
-
-fn user_case<'a>(sandbox: &'a Sandbox, name: &str, profiles: &[&str]) -> Case<'a> {
-    let m = moto();
-    let user = m.unique("edges");
-    m.create_user(&user);
-    let (old_id, old_secret) = m.create_key(&user);
-    Case {
-        name: name.to_string(),
-        sandbox,
-        user,
-        old_id,
-        old_secret,
-        profiles: profiles.iter().map(|p| p.to_string()).collect(),
-        others: Vec::new(),
-        extra_secrets: Vec::new(),
-    }
-}
-
-fn old_only(case: &Case) -> Vec<(String, String)> {
-    vec![(case.old_id.clone(), "Active".to_string())]
-}
 
 /// A sandbox whose `default` profile holds the case's key.
 fn standard(sandbox: &Sandbox, case: &Case) {
@@ -68,7 +43,7 @@ fn mkfifo(path: &Path) {
 #[test]
 fn a_symlink_planted_at_the_lock_path_is_refused_and_its_target_is_untouched() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "symlinked lock", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "symlinked lock", &["default"]);
     standard(&sandbox, &case);
     // Someone who can write the directory plants a link to a file the victim can write.
     let victim = sandbox.path("victim");
@@ -96,13 +71,13 @@ fn a_symlink_planted_at_the_lock_path_is_refused_and_its_target_is_untouched() {
         (sandbox.read_credentials(), sandbox.read_config()) == before,
         "the files changed"
     );
-    invariants::restored(&case, &[&run], &old_only(&case), false);
+    invariants::restored(&case, &[&run], &case.old_only(), false);
 }
 
 #[test]
 fn a_stale_lock_file_left_by_a_dead_run_is_still_fine() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "stale lock", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "stale lock", &["default"]);
     standard(&sandbox, &case);
     // A run killed with SIGKILL leaves its pid in the (unlocked) file.
     std::fs::write(sandbox.path(".aws/credentials.iam-keys.lock"), "999999").unwrap();
@@ -134,7 +109,7 @@ fn refused_at_once(sandbox: &Sandbox, case: &Case, args: &[&str], path: &Path, w
     );
     assert_eq!(
         moto().list_keys(&case.user),
-        old_only(case),
+        case.old_only(),
         "IAM changed\n{run}"
     );
 }
@@ -142,7 +117,7 @@ fn refused_at_once(sandbox: &Sandbox, case: &Case, args: &[&str], path: &Path, w
 #[test]
 fn a_fifo_as_the_config_file_is_refused_at_once() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "FIFO config", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "FIFO config", &["default"]);
     sandbox.write_credentials(&block("default", &case.old_id, &case.old_secret));
     let fifo = sandbox.path("config-fifo");
     mkfifo(&fifo);
@@ -167,7 +142,7 @@ fn a_fifo_as_the_config_file_is_refused_at_once() {
 #[test]
 fn a_fifo_as_the_credentials_file_is_refused_at_once_by_status_too() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "FIFO credentials", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "FIFO credentials", &["default"]);
     sandbox.write_config(&format!(
         "{}region = us-east-1\n",
         block("default", &case.old_id, &case.old_secret)
@@ -184,7 +159,7 @@ fn a_fifo_as_the_credentials_file_is_refused_at_once_by_status_too() {
 #[test]
 fn a_directory_as_the_config_file_is_refused_naming_it() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "directory config", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "directory config", &["default"]);
     standard(&sandbox, &case);
     std::fs::remove_file(&sandbox.config).unwrap();
     std::fs::create_dir(&sandbox.config).unwrap();
@@ -200,7 +175,7 @@ fn a_directory_as_the_config_file_is_refused_naming_it() {
 #[test]
 fn an_oversize_credentials_file_is_refused_naming_it_and_the_cap() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "oversize", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "oversize", &["default"]);
     standard(&sandbox, &case);
     // A sparse file of 17 MiB: valid profiles first, then holes (NUL bytes).
     let file = std::fs::OpenOptions::new()
@@ -221,7 +196,7 @@ fn an_oversize_credentials_file_is_refused_naming_it_and_the_cap() {
 #[test]
 fn dev_null_as_the_config_file_reads_as_empty_and_is_never_written() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "config /dev/null", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "config /dev/null", &["default"]);
     sandbox.write_credentials(&block("default", &case.old_id, &case.old_secret));
     let null_before = std::fs::metadata("/dev/null").unwrap();
     let run = sandbox
@@ -258,7 +233,7 @@ fn botocore_key_at(sandbox: &Sandbox, credentials: &Path) -> Option<String> {
 #[test]
 fn a_hard_linked_credentials_file_is_rewritten_in_place_so_both_names_hold_the_new_key() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "hard link", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "hard link", &["default"]);
     standard(&sandbox, &case);
     let other = sandbox.path("other-name");
     std::fs::hard_link(&sandbox.credentials, &other).unwrap();
@@ -319,7 +294,7 @@ impl Drop for BindMount {
 #[test]
 fn a_bind_mounted_credentials_file_is_rewritten_in_place() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "bind mount", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "bind mount", &["default"]);
     // The host's file, mounted alone over the sandbox's credentials file (as a container
     // gets it): renaming over a mount point fails with EBUSY.
     let host = sandbox.path("host");
@@ -359,7 +334,7 @@ fn a_bind_mounted_credentials_file_is_rewritten_in_place() {
 #[test]
 fn a_stale_temporary_file_of_ours_is_removed_and_anyone_elses_is_kept() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "stale temp", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "stale temp", &["default"]);
     standard(&sandbox, &case);
     // What a save killed between creating its temporary file and renaming it leaves.
     let stale = sandbox.path(".aws/.iam-keys-tmp.credentials.Xy12Ab");
@@ -386,7 +361,7 @@ fn a_stale_temporary_file_of_ours_is_removed_and_anyone_elses_is_kept() {
 #[test]
 fn a_dry_run_removes_nothing() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "dry run temp", &["default"]);
+    let case = Case::new_user(&sandbox, "edges", "dry run temp", &["default"]);
     standard(&sandbox, &case);
     let stale = sandbox.path(".aws/.iam-keys-tmp.credentials.Xy12Ab");
     std::fs::write(&stale, "").unwrap();

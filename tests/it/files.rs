@@ -7,7 +7,7 @@
 //! or not. Where the machine allows neither, the test fails with the reason: nothing is
 //! skipped.
 
-use crate::invariants::{self, Case, Retired};
+use crate::invariants::{self, Case, Retired, block};
 use crate::support::cmd::{Run, Sandbox, finish};
 use crate::support::moto::moto;
 use crate::support::proxy::{FaultProxy, KeyMatch, Rule};
@@ -18,32 +18,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn block(header: &str, id: &str, secret: &str) -> String {
-    format!("[{header}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n")
-}
-
-/// A user with one key; returns the case for `profiles` (the caller writes the files).
-fn user_case<'a>(sandbox: &'a Sandbox, name: &str, profiles: &[&str]) -> Case<'a> {
-    let m = moto();
-    let user = m.unique("files");
-    m.create_user(&user);
-    let (old_id, old_secret) = m.create_key(&user);
-    Case {
-        name: name.to_string(),
-        sandbox,
-        user,
-        old_id,
-        old_secret,
-        profiles: profiles.iter().map(|p| p.to_string()).collect(),
-        others: Vec::new(),
-        extra_secrets: Vec::new(),
-    }
-}
-
-fn old_only(case: &Case) -> Vec<(String, String)> {
-    vec![(case.old_id.clone(), "Active".to_string())]
-}
 
 fn verbose<'a>(sandbox: &'a Sandbox, args: &[&str]) -> crate::support::cmd::Cmd<'a> {
     let mut args = args.to_vec();
@@ -122,7 +96,7 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn a_read_only_directory_is_refused_before_anything_changes() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "read-only directory", &["default"]);
+    let case = Case::new_user(&sandbox, "files", "read-only directory", &["default"]);
     sandbox.write_credentials(&block("default", &case.old_id, &case.old_secret));
     sandbox.write_config("[default]\nregion = us-east-1\n");
     // The lock file is made first (as an earlier run leaves it); then nothing in `.aws`
@@ -139,7 +113,7 @@ fn a_read_only_directory_is_refused_before_anything_changes() {
         (sandbox.read_credentials(), sandbox.read_config()) == before,
         "the files changed"
     );
-    invariants::restored(&case, &[&run], &old_only(&case), false);
+    invariants::restored(&case, &[&run], &case.old_only(), false);
 }
 
 #[test]
@@ -149,7 +123,7 @@ fn a_directory_that_turns_read_only_mid_rotation_is_undone() {
     // cannot be; the credentials file must be put back and the new key deleted.
     let m = moto();
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "read-only mid-rotation", &["a", "c"]);
+    let case = Case::new_user(&sandbox, "files", "read-only mid-rotation", &["a", "c"]);
     sandbox.write_credentials(&block("a", &case.old_id, &case.old_secret));
     let cfgdir = sandbox.path("cfgdir");
     std::fs::create_dir(&cfgdir).unwrap();
@@ -185,7 +159,7 @@ fn a_directory_that_turns_read_only_mid_rotation_is_undone() {
         (sandbox.read_credentials(), sandbox.read_config()) == before,
         "the files are as before"
     );
-    invariants::restored(&case, &[&run], &old_only(&case), true);
+    invariants::restored(&case, &[&run], &case.old_only(), true);
 }
 
 #[test]
@@ -193,7 +167,7 @@ fn a_full_disk_fails_the_save_and_is_undone() {
     // The credentials file is a link into a 64 KiB tmpfs filled to the last byte; the
     // journal lives beside the link (in HOME/.aws), as for a dotfiles repository.
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "full disk", &["default"]);
+    let case = Case::new_user(&sandbox, "files", "full disk", &["default"]);
     let disk = sandbox.path("disk");
     let tmpfs = Tmpfs::mount(&disk, "64k").unwrap_or_else(|why| {
         panic!(
@@ -237,7 +211,7 @@ fn a_full_disk_fails_the_save_and_is_undone() {
         (sandbox.read_credentials(), sandbox.read_config()) == before,
         "the files are as before"
     );
-    invariants::restored(&case, &[&run], &old_only(&case), false);
+    invariants::restored(&case, &[&run], &case.old_only(), false);
     drop(filler);
     drop(tmpfs);
 }
@@ -245,7 +219,7 @@ fn a_full_disk_fails_the_save_and_is_undone() {
 #[test]
 fn a_credentials_file_behind_a_symlink_stays_a_symlink() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "symlink", &["default"]);
+    let case = Case::new_user(&sandbox, "files", "symlink", &["default"]);
     let dotfiles = sandbox.path("dotfiles");
     std::fs::create_dir(&dotfiles).unwrap();
     let real = dotfiles.join("aws-credentials");
@@ -278,7 +252,7 @@ fn a_credentials_file_behind_a_symlink_stays_a_symlink() {
 #[test]
 fn a_0644_credentials_file_is_tightened_to_0600_and_the_user_is_told() {
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "mode 0644", &["default"]);
+    let case = Case::new_user(&sandbox, "files", "mode 0644", &["default"]);
     sandbox.write_credentials(&block("default", &case.old_id, &case.old_secret));
     sandbox.write_config("[default]\nregion = us-east-1\n");
     std::fs::set_permissions(&sandbox.credentials, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -293,7 +267,7 @@ fn a_0644_credentials_file_is_tightened_to_0600_and_the_user_is_told() {
 fn an_aws_configure_set_between_the_read_and_the_write_is_not_lost() {
     let m = moto();
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "configure set meanwhile", &["shared"]);
+    let case = Case::new_user(&sandbox, "files", "configure set meanwhile", &["shared"]);
     sandbox.write_credentials(&block("shared", &case.old_id, &case.old_secret));
     sandbox.write_config(&format!(
         "{}region = us-east-1\noutput = json\n",
@@ -354,7 +328,7 @@ fn has_open(pid: u32, path: &Path) -> bool {
 fn two_rotations_started_at_once_serialize_on_the_lock() {
     let m = moto();
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "two at once", &["default"]);
+    let case = Case::new_user(&sandbox, "files", "two at once", &["default"]);
     sandbox.write_credentials(&block("default", &case.old_id, &case.old_secret));
     sandbox.write_config("[default]\nregion = us-east-1\n");
     let proxy = FaultProxy::start(&m.endpoint);
@@ -469,7 +443,7 @@ fn interrupt_at(sandbox: &Sandbox, proxy: &FaultProxy, rule: Rule) -> Run {
 fn ctrl_c_during_verification_undoes_the_step_and_says_so() {
     let m = moto();
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "Ctrl-C in verify", &["default"]);
+    let case = Case::new_user(&sandbox, "files", "Ctrl-C in verify", &["default"]);
     sandbox.write_credentials(&block("default", &case.old_id, &case.old_secret));
     sandbox.write_config("[default]\nregion = us-east-1\n");
     let before = sandbox.read_credentials();
@@ -480,14 +454,14 @@ fn ctrl_c_during_verification_undoes_the_step_and_says_so() {
         .assert_stdout_contains("verifying the new key failed: interrupted")
         .assert_stdout_contains("was deleted again, files unchanged");
     assert_eq!(sandbox.read_credentials(), before, "the file is unchanged");
-    invariants::restored(&case, &[&run], &old_only(&case), false);
+    invariants::restored(&case, &[&run], &case.old_only(), false);
 }
 
 #[test]
 fn ctrl_c_while_retiring_finishes_the_step_and_says_so() {
     let m = moto();
     let sandbox = Sandbox::new();
-    let case = user_case(&sandbox, "Ctrl-C in retire", &["default"]);
+    let case = Case::new_user(&sandbox, "files", "Ctrl-C in retire", &["default"]);
     sandbox.write_credentials(&block("default", &case.old_id, &case.old_secret));
     sandbox.write_config("[default]\nregion = us-east-1\n");
     let proxy = FaultProxy::start(&m.endpoint);

@@ -344,6 +344,37 @@ pub fn assert_no_secrets(name: &str, runs: &[&Run], secrets: &Secrets) {
     }
 }
 
+/// A profile section holding a key, as the tests write them.
+pub fn block(header: &str, id: &str, secret: &str) -> String {
+    format!("[{header}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n")
+}
+
+impl<'a> Case<'a> {
+    /// A new moto user (named after `prefix`) with one key, held by `profiles` (the caller
+    /// writes the files).
+    pub fn new_user(sandbox: &'a Sandbox, prefix: &str, name: &str, profiles: &[&str]) -> Case<'a> {
+        let m = moto();
+        let user = m.unique(prefix);
+        m.create_user(&user);
+        let (old_id, old_secret) = m.create_key(&user);
+        Case {
+            name: name.to_string(),
+            sandbox,
+            user,
+            old_id,
+            old_secret,
+            profiles: profiles.iter().map(|p| p.to_string()).collect(),
+            others: Vec::new(),
+            extra_secrets: Vec::new(),
+        }
+    }
+
+    /// IAM as it was: only the old key, Active.
+    pub fn old_only(&self) -> Vec<(String, String)> {
+        vec![(self.old_id.clone(), "Active".to_string())]
+    }
+}
+
 /// How a finished rotation must look.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retired {

@@ -9,9 +9,9 @@ use crate::aws::{
     AccessKeyMeta, AwsError, CallerIdentity, Credentials, Iam, LastUsed, Principal, Target,
 };
 use crate::profiles::{FileKind, ProfileFiles, ProfileKind};
-use crate::rotation::journal::Destination;
 use crate::secret::Secret;
 use crate::settings::Settings;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One selected profile, as the files describe it.
@@ -60,6 +60,22 @@ pub struct KeyGroup {
     /// Where the new key goes: the holders, or (an administrator rotating another user's
     /// key that no local profile holds) one named profile, or only the `--output env` lines.
     pub destination: Destination,
+}
+
+/// Where a rotation writes the new key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Destination {
+    /// Every profile holding the old key (the usual case).
+    #[default]
+    Holders,
+    /// One named profile, created if missing (`--auth-profile` and `--user-name`, when no
+    /// local profile holds the user's key).
+    Profile(String),
+    /// Nowhere: printed at the end of the run (`--output env`). The journal outlives the
+    /// rotation until the output is written; one left behind unprinted is undone while the
+    /// old key is Active, and printed by `recover --output env` once it is not.
+    Printed,
 }
 
 /// The selected profiles and the keys behind them.
@@ -366,4 +382,85 @@ pub async fn inspect_user<C: Iam>(iam: &C, user: &str) -> Result<KeyFacts, Inspe
         keys,
         last_used,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Env, Flags, partition_for_region};
+
+    #[test]
+    fn govcloud_and_china_profiles_get_their_region_and_endpoints_with_no_flags() {
+        let settings = Settings::resolve(
+            &Flags {
+                profiles: vec!["gov".into(), "china".into(), "plain".into()],
+                credentials_file: Some("/nonexistent/credentials".into()),
+                config_file: Some("/nonexistent/config".into()),
+                no_color: true,
+                ..Default::default()
+            },
+            Env::default(),
+        )
+        .unwrap();
+        let files = ProfileFiles::from_texts(
+            &settings.paths,
+            "[gov]\naws_access_key_id = AKIAGOV0000000000001\naws_secret_access_key = s1\n\
+             [china]\naws_access_key_id = AKIACHN0000000000001\naws_secret_access_key = s2\n\
+             [plain]\naws_access_key_id = AKIAPLN0000000000001\naws_secret_access_key = s3\n",
+            "[profile gov]\nregion = us-gov-west-1\n[profile china]\nregion = cn-north-1\n",
+        )
+        .unwrap();
+        let names = settings.selected_names(&files);
+        let inventory = build(&files, &settings, &names);
+        let target = |key: &str| {
+            inventory
+                .groups
+                .iter()
+                .find(|g| g.key_id == key)
+                .map(|g| g.target.clone())
+                .unwrap()
+        };
+        let cases = [
+            (
+                "AKIAGOV0000000000001",
+                "us-gov-west-1",
+                "aws-us-gov",
+                "https://iam.us-gov.amazonaws.com",
+                "https://sts.us-gov-west-1.amazonaws.com",
+            ),
+            (
+                "AKIACHN0000000000001",
+                "cn-north-1",
+                "aws-cn",
+                "https://iam.cn-north-1.amazonaws.com.cn",
+                "https://sts.cn-north-1.amazonaws.com.cn",
+            ),
+            (
+                "AKIAPLN0000000000001",
+                "us-east-1",
+                "aws",
+                "https://iam.amazonaws.com",
+                "https://sts.us-east-1.amazonaws.com",
+            ),
+        ];
+        for (key, region, partition, iam, sts) in cases {
+            let t = target(key);
+            assert_eq!(t.region, region, "{key}");
+            assert_eq!(partition_for_region(&t.region), partition);
+            assert_eq!((&t.iam_endpoint, &t.sts_endpoint), (&None, &None));
+            let endpoints = crate::aws::sdk::Endpoints::for_target(&t);
+            assert_eq!(endpoints.iam.trim_end_matches('/'), iam, "{key}");
+            assert_eq!(endpoints.sts.trim_end_matches('/'), sts, "{key}");
+        }
+        let entry = |name: &str| {
+            inventory
+                .entries
+                .iter()
+                .find(|e| e.name == name)
+                .map(|e| e.region.clone())
+                .unwrap()
+        };
+        assert_eq!(entry("gov"), "us-gov-west-1");
+        assert_eq!(entry("china"), "cn-north-1");
+    }
 }

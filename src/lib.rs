@@ -16,6 +16,7 @@ pub mod profiles;
 pub mod rotation;
 pub mod secret;
 pub mod settings;
+pub mod time;
 
 use cli::{Cli, Command};
 use error::{Error, Outcome};
@@ -31,7 +32,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     }
     let env = Env::from_process();
     logging::init(cli.global.verbose, &env);
-    let settings = Settings::resolve(&cli.global, env)?;
+    let settings = Settings::resolve(&cli.global.flags(), env)?;
     let ui = cli::ui::Ui::new(&settings);
     cli::audit::check_output(&cli.command, &settings)?;
     match &cli.command {

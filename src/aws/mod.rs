@@ -17,8 +17,10 @@ pub mod fake;
 #[cfg(test)]
 pub mod fake_account;
 pub mod sdk;
+mod signer;
 
 pub use error::{Action, AwsError, ErrorKind};
+pub use signer::Signer;
 
 use crate::secret::Secret;
 use jiff::Timestamp;

@@ -1,7 +1,7 @@
 //! AWS refusals in words a user can act on: what the error means for this profile and key,
 //! and what to do next. Never a bare "service error".
 
-use crate::aws::{Action, AwsError, ErrorKind};
+use crate::aws::{Action, AwsError, ErrorKind, Signer};
 use crate::secret::mask_key_id;
 
 /// Who was calling, for the message.
@@ -13,13 +13,6 @@ pub struct Context<'a> {
     pub region: &'a str,
     /// Whose credentials signed: the old key, the new key, or an MFA session.
     pub signer: Signer,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signer {
-    OldKey,
-    NewKey,
-    MfaSession,
 }
 
 /// One sentence or two: what happened and what to do.

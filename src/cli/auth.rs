@@ -8,14 +8,15 @@
 //! Must not: print a secret or a code; call AWS for anything but reads.
 
 use super::OutputFormat;
-use super::advice::{self, Signer};
+use super::advice;
 use super::mfa::{MfaArgs, Sessions};
 use super::ui::Ui;
+use crate::aws::Signer;
 use crate::aws::{Connector, Credentials, Iam, KeyStatus, Target};
 use crate::error::Error;
+use crate::inventory::Destination;
 use crate::inventory::{self, KeyGroup};
 use crate::profiles::ProfileFiles;
-use crate::rotation::journal::Destination;
 use crate::secret::{Secret, mask_key_id};
 use crate::settings::Settings;
 use std::cell::RefCell;
@@ -162,11 +163,10 @@ pub async fn user_groups<C: Connector>(
     let keys = match client.list_access_keys(user).await {
         Ok(keys) => keys,
         Err(e) => {
-            let signer = if iam.session_token.is_some() && auth.target.credentials != *iam {
-                Signer::MfaSession
-            } else {
-                Signer::OldKey
-            };
+            let signer = Signer::of(
+                iam.session_token.is_some() && auth.target.credentials != *iam,
+                Signer::OldKey,
+            );
             return vec![placeholder(format!(
                 "cannot list the access keys of user {user} with --auth-profile {}: {}",
                 auth.name,

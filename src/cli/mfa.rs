@@ -254,15 +254,11 @@ mod tests {
             ..Default::default()
         };
         let settings = crate::settings::Settings::resolve(
-            &crate::cli::GlobalArgs {
-                profiles: vec![],
-                all: false,
+            &crate::settings::Flags {
                 credentials_file: Some("/nonexistent/credentials".into()),
                 config_file: Some("/nonexistent/config".into()),
-                region: None,
-                output: crate::cli::OutputFormat::Text,
                 no_color: true,
-                verbose: 0,
+                ..Default::default()
             },
             crate::settings::Env::default(),
         )

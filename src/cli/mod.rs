@@ -21,7 +21,9 @@ pub mod rotate;
 pub mod status;
 pub mod ui;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::settings::Flags;
+pub use crate::settings::OutputFormat;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Rotate long-lived AWS IAM access keys safely, for one profile or all of them.
@@ -70,16 +72,20 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Human-readable text
-    Text,
-    /// JSON with stable field names (see the README)
-    Json,
-    /// `AWS_ACCESS_KEY_ID=…` lines for each new key (rotate and recover; the one way a secret is printed)
-    Env,
-    /// Comma-separated values with a header row (audit only)
-    Csv,
+impl GlobalArgs {
+    /// The parsed options as the plain values `settings` resolves from.
+    pub fn flags(&self) -> Flags {
+        Flags {
+            profiles: self.profiles.clone(),
+            all: self.all,
+            credentials_file: self.credentials_file.clone(),
+            config_file: self.config_file.clone(),
+            region: self.region.clone(),
+            output: self.output,
+            no_color: self.no_color,
+            verbose: self.verbose,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 
 use crate::aws::{AwsError, LastUsed};
 use crate::secret::Secret;
-use jiff::Timestamp;
+use crate::time::rfc3339;
 use serde::Serialize;
 
 /// An AWS refusal in JSON.
@@ -51,16 +51,6 @@ impl From<&LastUsed> for LastUsedJson {
             region: u.region.clone(),
         }
     }
-}
-
-/// A timestamp as RFC 3339 in UTC, whole seconds.
-pub fn rfc3339(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// Whole days from `then` to `now` (never negative).
-pub fn age_days(now: Timestamp, then: Timestamp) -> i64 {
-    (now.as_second() - then.as_second()).max(0) / 86_400
 }
 
 /// "2026-11-20 (sts, us-east-1)" or "never".
@@ -132,14 +122,6 @@ pub fn env_lines(profiles: &[String], user: &str, key_id: &str, secret: &Secret)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_are_whole_days_and_never_negative() {
-        let now: Timestamp = "2026-11-22T12:00:00Z".parse().unwrap();
-        assert_eq!(age_days(now, "2026-11-20T12:00:01Z".parse().unwrap()), 1);
-        assert_eq!(age_days(now, "2026-08-24T12:00:00Z".parse().unwrap()), 90);
-        assert_eq!(age_days(now, "2026-11-23T00:00:00Z".parse().unwrap()), 0);
-    }
 
     #[test]
     fn tables_pad_columns_to_the_widest_cell() {

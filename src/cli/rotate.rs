@@ -2,24 +2,26 @@
 //! confirm, then run the rotation protocol for each key, several keys at a time.
 
 use super::OutputFormat;
-use super::advice::{self, Signer};
+use super::advice;
 use super::auth::AuthProfile;
 use super::duration::DurationArg;
 use super::mfa::{MfaArgs, Sessions};
 use super::render::{self, ErrorJson};
 use super::ui::Ui;
+use crate::aws::Signer;
 use crate::aws::{Connector, Credentials};
 use crate::error::{Error, Outcome};
+use crate::inventory::Destination;
 use crate::inventory::{self, InspectError, KeyGroup};
 use crate::profiles::{KeyEdit, ProfileFiles, SaveOptions};
-use crate::rotation::clock::{Cancel, RealClock};
 use crate::rotation::exec::{Cleanup, Failure, Job};
-use crate::rotation::journal::{Destination, Journal, JournalStore};
+use crate::rotation::journal::{Journal, JournalStore};
 use crate::rotation::plan::{self, Decision, KeyPlan, PlanOptions, Retire};
 use crate::rotation::recover::{Mode, Recovered};
 use crate::rotation::{Engine, ExecOptions, KeyOutcome, Step};
 use crate::secret::mask_key_id;
 use crate::settings::Settings;
+use crate::time::{Cancel, RealClock};
 use clap::Args;
 use futures_util::StreamExt;
 use jiff::Timestamp;
@@ -746,11 +748,7 @@ async fn preflight<C: Connector>(
                 profiles: &group.holders,
                 key_id: &group.key_id,
                 region: &group.target.region,
-                signer: if session.is_some() && auth.is_none() {
-                    Signer::MfaSession
-                } else {
-                    Signer::OldKey
-                },
+                signer: Signer::of(session.is_some() && auth.is_none(), Signer::OldKey),
             };
             // With --auth-profile only GetCallerIdentity (for a local key) uses the key itself.
             let message = match auth {
@@ -758,11 +756,10 @@ async fn preflight<C: Connector>(
                     if e.action != crate::aws::Action::GetCallerIdentity
                         || group.destination != Destination::Holders =>
                 {
-                    let signer = if session.is_some_and(|s| *s != a.target.credentials) {
-                        Signer::MfaSession
-                    } else {
-                        Signer::OldKey
-                    };
+                    let signer = Signer::of(
+                        session.is_some_and(|s| *s != a.target.credentials),
+                        Signer::OldKey,
+                    );
                     a.explain(&e, signer)
                 }
                 _ => advice::explain(&e, &cx),
@@ -803,7 +800,7 @@ async fn preflight<C: Connector>(
                     message,
                 };
             }
-            let age_days = plan.old_created.map(|c| render::age_days(now, c));
+            let age_days = plan.old_created.map(|c| crate::time::age_days(now, c));
             Preflight::Ready { plan, age_days }
         }
         Decision::NotDue { age_days } => Preflight::NotDue {

@@ -1,11 +1,12 @@
 //! `iam-keys status`: for each selected profile, what it is and, for static keys, what AWS
 //! knows about the key: owner, status, age, last use, and the user's other keys.
 
-use super::advice::{self, Signer};
+use super::advice;
 use super::duration::DurationArg;
 use super::render::{self, ErrorJson, LastUsedJson};
 use super::ui::Ui;
 use crate::aws::Connector;
+use crate::aws::Signer;
 use crate::error::{Error, Outcome};
 use crate::inventory::{self, InspectError, KeyFacts, KeyGroup};
 use crate::profiles::{FileKind, ProfileFiles};
@@ -280,8 +281,8 @@ fn key_status(
         .map(|k| OtherKey {
             access_key_id: mask_key_id(&k.id),
             status: k.status.to_string(),
-            created: k.created.map(render::rfc3339),
-            age_days: k.created.map(|c| render::age_days(now, c)),
+            created: k.created.map(crate::time::rfc3339),
+            age_days: k.created.map(|c| crate::time::age_days(now, c)),
             last_used: facts
                 .last_used
                 .get(&k.id)
@@ -302,8 +303,8 @@ fn key_status(
         status: this
             .map(|k| k.status.to_string())
             .unwrap_or_else(|| "unknown".into()),
-        created: created.map(render::rfc3339),
-        age_days: created.map(|c| render::age_days(now, c)),
+        created: created.map(crate::time::rfc3339),
+        age_days: created.map(|c| crate::time::age_days(now, c)),
         due: threshold.map(|t| created.is_some_and(|c| now.as_second() - c.as_second() >= t)),
         last_used,
         shared_with: group.holders.clone(),

@@ -6,17 +6,16 @@
 //! Must not: print (progress goes to the `progress` callback), or retire an old key before
 //! the new key has authenticated repeatedly and is saved in every file that held the old one.
 
-use super::clock::{Backoff, Cancel, Clock, rfc3339, signed};
 use super::journal::{
     Destination, Endpoint, Journal, JournalError, JournalPaths, JournalStore, Stage, VERSION,
     Window,
 };
 use super::plan::{KeyPlan, Retire};
-use crate::aws::{AwsError, Connector, Credentials, ErrorKind, Iam, KeyStatus, Target};
-use crate::cli::advice::Signer;
+use crate::aws::{AwsError, Connector, Credentials, ErrorKind, Iam, KeyStatus, Signer, Target};
 use crate::profiles::scan::Mention;
 use crate::profiles::{FileKind, KeyEdit, ProfileError, ProfileFiles, SaveOptions, SaveReport};
 use crate::secret::{Secret, mask_key_id};
+use crate::time::{Backoff, Cancel, Clock, rfc3339, signed};
 use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
@@ -388,11 +387,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
     pub async fn execute(&self, job: Job<'_>) -> KeyOutcome {
         let plan = job.plan;
         let key = plan.old_key_id.as_str();
-        let iam_signer = if job.session.is_some() {
-            Signer::MfaSession
-        } else {
-            Signer::OldKey
-        };
+        let iam_signer = Signer::of(job.session.is_some(), Signer::OldKey);
         let iam = self.connector.connect(&match job.session {
             Some(session) => with_credentials(job.target, session.clone()),
             None => job.target.clone(),
@@ -640,11 +635,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 new_secret: created.secret,
                 failure: Failure::Aws {
                     error,
-                    signer: if job.session.is_some() {
-                        Signer::MfaSession
-                    } else {
-                        Signer::NewKey
-                    },
+                    signer: Signer::of(job.session.is_some(), Signer::NewKey),
                 },
                 deleted_inactive,
             },

@@ -20,6 +20,7 @@
 //!
 //! Must not: decide anything. It records; [`super::recover`] reads it.
 
+pub use crate::inventory::Destination;
 use crate::rotation::plan::Retire;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -113,22 +114,6 @@ pub struct JournalPaths {
 pub struct Window {
     pub from: String,
     pub to: String,
-}
-
-/// Where a rotation writes the new key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Destination {
-    /// Every profile holding the old key (the usual case).
-    #[default]
-    Holders,
-    /// One named profile, created if missing (`--auth-profile` and `--user-name`, when no
-    /// local profile holds the user's key).
-    Profile(String),
-    /// Nowhere: printed at the end of the run (`--output env`). The journal outlives the
-    /// rotation until the output is written; one left behind unprinted is undone while the
-    /// old key is Active, and printed by `recover --output env` once it is not.
-    Printed,
 }
 
 /// The version this build writes. Version 1 (no `paths`, no `create_window`) is still read.

@@ -8,7 +8,6 @@
 //! Must not: print (progress goes through a callback), read the environment, or call the SDK
 //! directly (only through [`crate::aws::Iam`]).
 
-pub mod clock;
 pub mod exec;
 pub mod journal;
 pub mod plan;

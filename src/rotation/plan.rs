@@ -107,7 +107,7 @@ impl Refusal {
     pub fn explain(&self, now: Timestamp) -> String {
         let age = |k: &AccessKeyMeta| {
             k.created
-                .map(|c| format!("{} days old", crate::cli::render::age_days(now, c)))
+                .map(|c| format!("{} days old", crate::time::age_days(now, c)))
                 .unwrap_or_else(|| "age unknown".into())
         };
         match self {
@@ -192,7 +192,7 @@ pub fn decide(
         let age = now.as_second() - created.as_second();
         if age < threshold.as_secs() as i64 {
             return Decision::NotDue {
-                age_days: crate::cli::render::age_days(now, created),
+                age_days: crate::time::age_days(now, created),
             };
         }
     }

@@ -18,15 +18,14 @@
 //! Must not: touch a key that is neither the journal's old nor its new key, apart from the
 //! key a lost CreateAccessKey answer made (see `Engine::reconcile_lost_create`).
 
-use super::clock::Clock;
 use super::exec::{Cleanup, Engine, Failure};
 use super::journal::{Destination, Journal, Stage};
 use super::plan::{KeyPlan, Retire};
-use crate::aws::{AwsError, Connector, Credentials, Iam, KeyStatus, Target};
-use crate::cli::advice::Signer;
+use crate::aws::{AwsError, Connector, Credentials, Iam, KeyStatus, Signer, Target};
 use crate::profiles::scan::Mention;
 use crate::profiles::{FilePaths, KeyEdit, ProfileError, SaveOptions};
 use crate::secret::{Secret, mask_key_id};
+use crate::time::Clock;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -206,11 +205,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         let iam_as_old = self
             .connector
             .connect(&target(&journal, session.cloned().unwrap_or(old)));
-        let old_signer = if session.is_some() {
-            Signer::MfaSession
-        } else {
-            Signer::OldKey
-        };
+        let old_signer = Signer::of(session.is_some(), Signer::OldKey);
         let aws = |signer| move |error| RecoverError::Aws { error, signer };
 
         // Keys made by lost CreateAccessKey answers, recorded before their deletion: exactly

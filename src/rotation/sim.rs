@@ -31,7 +31,6 @@
 //! `IAM_KEYS_SIM_SEEDS=1000000 cargo test --release --lib rotation::sim::search -- --ignored --nocapture`
 //! (`IAM_KEYS_SIM_FIRST` picks the first seed).
 
-use super::clock::{Cancel, FakeClock};
 use super::exec::{Engine, ExecOptions, Job, KeyOutcome, Step};
 use super::journal::{Destination, JournalStore};
 use super::plan::{self, Decision, PlanOptions};
@@ -41,6 +40,7 @@ use crate::aws::fake::{FakeConnector, FakeIam, Fault, Killed};
 use crate::aws::{Action, Connector, ErrorKind, KeyStatus};
 use crate::inventory;
 use crate::profiles::{FilePaths, ProfileFiles};
+use crate::time::{Cancel, FakeClock};
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use std::cell::{Cell, RefCell};
@@ -684,7 +684,7 @@ impl Sim {
             selection: crate::settings::Selection::All,
             explicit_profiles: false,
             region: Some("us-east-1".into()),
-            output: crate::cli::OutputFormat::Text,
+            output: crate::settings::OutputFormat::Text,
             color: false,
             verbose: 0,
             state_dir: Some(self.state_dir.clone()),
@@ -693,7 +693,7 @@ impl Sim {
     }
 
     fn clock_now(&self) -> Timestamp {
-        use super::clock::Clock;
+        use crate::time::Clock;
         self.clock.now()
     }
 

@@ -1,9 +1,9 @@
 //! Every branch of the rotation state machine and of recovery, against the in-memory IAM
 //! with scripted faults and a fake clock (no real sleeping), on real temporary files.
 
-use super::clock::{Cancel, FakeClock};
 use super::exec::{Cleanup, Engine, ExecOptions, Failure, Job, KeyOutcome, Step};
 use super::journal::{Destination, JournalStore, Stage};
+use crate::time::{Cancel, FakeClock};
 
 use super::plan::{Decision, KeyPlan, PlanOptions, Retire, decide};
 use super::recover::{Mode, RecoverError, Recovered};
@@ -117,7 +117,7 @@ impl World {
     }
 
     fn clock_now(&self) -> Timestamp {
-        use super::clock::Clock;
+        use crate::time::Clock;
         self.clock.now()
     }
 }

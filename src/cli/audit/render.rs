@@ -12,9 +12,10 @@
 use super::{AuditRun, Source};
 use crate::audit::{Exemption, Failure, Finding, Row, Thresholds, evaluate};
 use crate::aws::{Action, AwsError, ErrorKind};
-use crate::cli::render::{ErrorJson, LastUsedJson, rfc3339, table};
+use crate::cli::render::{ErrorJson, LastUsedJson, table};
 use crate::error::Outcome;
 use crate::secret::mask_key_id;
+use crate::time::rfc3339;
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -1,5 +1,8 @@
-//! Time: the real clock, a fake one for tests, bounded exponential backoff, and the
-//! Ctrl-C flag that every wait honours. Nothing else in the rotation reads the time.
+//! Time: the real clock, a fake one for tests, bounded exponential backoff, the Ctrl-C flag
+//! that every wait honours, and the two ways a timestamp is written (RFC 3339, whole days of
+//! age). Nothing else in the crate reads the time.
+//!
+//! Must not: depend on any other module of the crate.
 
 use jiff::Timestamp;
 use std::cell::Cell;
@@ -9,6 +12,11 @@ use std::time::Duration;
 /// A timestamp as RFC 3339 in UTC, whole seconds (the journal's form).
 pub fn rfc3339(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Whole days from `then` to `now` (never negative).
+pub fn age_days(now: Timestamp, then: Timestamp) -> i64 {
+    (now.as_second() - then.as_second()).max(0) / 86_400
 }
 
 /// A `std` duration as a signed one, saturating (for arithmetic on timestamps).
@@ -158,6 +166,14 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_are_whole_days_and_never_negative() {
+        let now: Timestamp = "2026-11-22T12:00:00Z".parse().unwrap();
+        assert_eq!(age_days(now, "2026-11-20T12:00:01Z".parse().unwrap()), 1);
+        assert_eq!(age_days(now, "2026-08-24T12:00:00Z".parse().unwrap()), 90);
+        assert_eq!(age_days(now, "2026-11-23T00:00:00Z".parse().unwrap()), 0);
+    }
 
     fn block<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()

@@ -77,10 +77,8 @@ impl Error {
     /// The message with its chain of causes, one per line, as printed on stderr.
     pub fn report(&self) -> String {
         let mut out = format!("error: {self}");
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
+        for cause in crate::cli::words::causes(self).skip(1) {
             out.push_str(&format!("\n  caused by: {cause}"));
-            source = cause.source();
         }
         out
     }

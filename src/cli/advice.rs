@@ -1,8 +1,10 @@
 //! AWS refusals in words a user can act on: what the error means for this profile and key,
 //! and what to do next. Never a bare "service error".
 
-use crate::aws::{Action, AwsError, ErrorKind, Signer};
+use crate::aws::{AccessKeyMeta, Action, AwsError, ErrorKind, Signer};
+use crate::rotation::plan::Refusal;
 use crate::secret::mask_key_id;
+use jiff::Timestamp;
 
 /// Who was calling, for the message.
 pub struct Context<'a> {
@@ -127,6 +129,63 @@ pub fn explain(e: &AwsError, cx: &Context<'_>) -> String {
     format!("{what}{aws_says}")
 }
 
+/// Why a key is not rotated, naming both keys and how to proceed.
+pub fn refusal(refusal: &Refusal, now: Timestamp) -> String {
+    let age = |k: &AccessKeyMeta| {
+        k.created
+            .map(|c| format!("{} days old", crate::time::age_days(now, c)))
+            .unwrap_or_else(|| "age unknown".into())
+    };
+    match refusal {
+        Refusal::TwoActiveKeys {
+            user,
+            this,
+            other,
+            other_held_by,
+            other_last_used,
+        } => format!(
+            "user {user} already has two Active access keys: {} (this one, {}) and {} ({}, last used {}, {}). \
+             AWS allows two keys per user and iam-keys never touches an Active key you did not name. \
+             If {} is no longer used, deactivate it (`aws iam update-access-key --user-name {user} \
+             --access-key-id {} --status Inactive`) and run again with --delete-inactive; if it is in use, \
+             rotate the profile that holds it instead",
+            mask_key_id(&this.id),
+            age(this),
+            mask_key_id(&other.id),
+            age(other),
+            super::render::last_used_text(other_last_used.as_ref()),
+            if other_held_by.is_empty() {
+                "held by no profile here: another machine?".to_string()
+            } else {
+                format!("held by profile {}", other_held_by.join(", "))
+            },
+            mask_key_id(&other.id),
+            other.id,
+        ),
+        Refusal::InactiveSecondKey {
+            user,
+            other,
+            other_last_used,
+        } => format!(
+            "user {user} already has two access keys; the other one, {}, is {} ({}, last used {}). \
+             Run again with --delete-inactive to delete it and make room for the new key",
+            mask_key_id(&other.id),
+            other.status,
+            age(other),
+            super::render::last_used_text(other_last_used.as_ref()),
+        ),
+        Refusal::KeyNotActive {
+            user,
+            status: Some(status),
+        } => format!(
+            "the key is {status} in IAM (user {user}); activate it or put an Active key in the profile first"
+        ),
+        Refusal::KeyNotActive { user, status: None } => {
+            format!("the key is not among the access keys of user {user}; check the profile")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +284,61 @@ mod tests {
             text.ends_with("(AWS: NoSuchEntity: The Access Key with id X cannot be found)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_refusal_names_both_keys_their_ages_and_where_the_other_is() {
+        use crate::aws::KeyStatus;
+        let now: Timestamp = "2026-11-22T00:00:00Z".parse().unwrap();
+        let key = |id: &str, status: KeyStatus, days: i64| AccessKeyMeta {
+            id: id.into(),
+            status,
+            created: Some(now - jiff::SignedDuration::from_hours(24 * days)),
+        };
+        let two = Refusal::TwoActiveKeys {
+            user: "alice".into(),
+            this: key("AKIAOLD0000000000000", KeyStatus::Active, 100),
+            other: key("AKIAOTHER00000000000", KeyStatus::Active, 5),
+            other_held_by: vec![],
+            other_last_used: None,
+        };
+        let text = refusal(&two, now);
+        assert!(
+            text.contains("AKIA…0000")
+                && text.contains("100 days old")
+                && text.contains("5 days old"),
+            "{text}"
+        );
+        assert!(text.contains("another machine?"), "{text}");
+        assert!(text.contains("--delete-inactive"), "{text}");
+        let Refusal::TwoActiveKeys {
+            user, this, other, ..
+        } = two
+        else {
+            unreachable!()
+        };
+        let held = Refusal::TwoActiveKeys {
+            user,
+            this,
+            other,
+            other_held_by: vec!["ci".into()],
+            other_last_used: None,
+        };
+        assert!(refusal(&held, now).contains("held by profile ci"));
+        let inactive = Refusal::InactiveSecondKey {
+            user: "alice".into(),
+            other: key("AKIAOTHER00000000000", KeyStatus::Inactive, 400),
+            other_last_used: None,
+        };
+        let text = refusal(&inactive, now);
+        assert!(
+            text.contains("Inactive") && text.contains("400 days old"),
+            "{text}"
+        );
+        let missing = Refusal::KeyNotActive {
+            user: "alice".into(),
+            status: None,
+        };
+        assert!(refusal(&missing, now).contains("not among the access keys of user alice"));
     }
 }

@@ -20,6 +20,7 @@ pub mod render;
 pub mod rotate;
 pub mod status;
 pub mod ui;
+pub mod words;
 
 use crate::settings::Flags;
 pub use crate::settings::OutputFormat;

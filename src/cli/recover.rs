@@ -174,19 +174,9 @@ pub(crate) fn describe_entry(entry: &Entry) -> String {
         Err(e) => format!(
             "found a journal of key {} that cannot be used: {}",
             mask_key_id(&entry.old_key_id),
-            chain(e)
+            super::words::chain(e)
         ),
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 /// Finish or undo each journal, in the files it names (not today's environment), under those
@@ -220,7 +210,10 @@ pub(crate) async fn recover_entries<C: Connector>(
                 )
                 .await
             }
-            Err(e) => Err(format!("{}; nothing was done for this key", chain(e))),
+            Err(e) => Err(format!(
+                "{}; nothing was done for this key",
+                super::words::chain(e)
+            )),
         };
         results.push(result);
     }

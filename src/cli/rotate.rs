@@ -554,7 +554,7 @@ async fn rotate<C: Connector>(
             .find(|(i, ..)| *i == index)
             .map(|(_, g, ..)| *g)
             .expect("a job per result");
-        for note in result.save_notes() {
+        for note in super::words::save_notes(&result) {
             ui.note(&note);
         }
         if group.destination == Destination::Printed {
@@ -809,7 +809,7 @@ async fn preflight<C: Connector>(
         },
         Decision::Refuse(refusal) => Preflight::Refused {
             user: facts.user,
-            message: refusal.explain(now),
+            message: advice::refusal(&refusal, now),
         },
     }
 }

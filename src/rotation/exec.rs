@@ -17,7 +17,6 @@ use crate::profiles::{FileKind, KeyEdit, ProfileError, ProfileFiles, SaveOptions
 use crate::secret::{Secret, mask_key_id};
 use crate::time::{Backoff, Cancel, Clock, rfc3339, signed};
 use std::cell::RefCell;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -87,21 +86,6 @@ pub enum Step {
     Done,
 }
 
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Step::Journal => "writing the recovery journal",
-            Step::MakeRoom => "deleting the Inactive second key",
-            Step::Create => "creating the new key",
-            Step::Verify => "verifying the new key",
-            Step::WaitForIam => "waiting for IAM to accept the new key",
-            Step::Persist => "writing the files",
-            Step::Retire => "retiring the old key",
-            Step::Done => "done",
-        })
-    }
-}
-
 /// Why a step failed.
 #[derive(Debug)]
 pub enum Failure {
@@ -131,67 +115,6 @@ pub enum Failure {
         key_id: String,
         status: Option<KeyStatus>,
     },
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Aws { error, .. } => write!(f, "{error}"),
-            // These are the end of the line (shown as one message, not as an error chain):
-            // say why, too (`No space left on device`, `Operation not permitted`).
-            Failure::Files(e) => write_with_causes(f, e.as_ref()),
-            Failure::Journal(e) => write_with_causes(f, e),
-            Failure::VerifyTimeout { waited, last } => {
-                write!(f, "the new key did not work within {}s", waited.as_secs())?;
-                if let Some(e) = last {
-                    write!(f, " (last answer: {e})")?;
-                }
-                write!(
-                    f,
-                    "; IAM may be slow today: try again later or raise --verify-timeout"
-                )
-            }
-            Failure::WrongIdentity { arn } => write!(
-                f,
-                "the new key authenticates as {arn}, not as the key's user"
-            ),
-            Failure::Interrupted => write!(f, "interrupted"),
-            Failure::StillHeld(places) => write!(
-                f,
-                "the old key is still named by {}; it stays Active until no line of either file holds it",
-                places
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Failure::InactiveKeyChanged { key_id, status } => write!(
-                f,
-                "the key {} that was Inactive when planned is now {}; it is left alone",
-                mask_key_id(key_id),
-                status.as_ref().map(KeyStatus::as_str).unwrap_or("gone")
-            ),
-        }
-    }
-}
-
-/// `error`, then each of its sources, as `error (cause: source: source)`.
-pub(super) fn write_with_causes(
-    f: &mut fmt::Formatter<'_>,
-    error: &dyn std::error::Error,
-) -> fmt::Result {
-    write!(f, "{error}")?;
-    let mut source = error.source();
-    let mut first = true;
-    while let Some(cause) = source {
-        write!(f, "{}{cause}", if first { " (cause: " } else { ": " })?;
-        first = false;
-        source = cause.source();
-    }
-    if !first {
-        write!(f, ")")?;
-    }
-    Ok(())
 }
 
 /// What happened to a new key after a failure.
@@ -263,38 +186,6 @@ pub enum KeyOutcome {
         failure: Failure,
         restore_error: ProfileError,
     },
-}
-
-impl KeyOutcome {
-    /// What the save did to the files that the user should be told, beyond the key change:
-    /// a mode tightened to 0600, an edit made meanwhile by another program that the new key
-    /// was written into. Carries no secret.
-    pub fn save_notes(&self) -> Vec<String> {
-        let KeyOutcome::Rotated { saved, .. } = self else {
-            return Vec::new();
-        };
-        let mut notes = Vec::new();
-        for file in &saved.files {
-            if let Some((from, to)) = file.mode_tightened {
-                notes.push(format!(
-                    "{} {}: mode tightened from {from:04o} to {to:04o}, as it holds secret keys",
-                    file.kind,
-                    file.path.display()
-                ));
-            }
-            if let Some(note) = file.in_place_note() {
-                notes.push(note);
-            }
-            if file.reapplied_on_newer_content {
-                notes.push(format!(
-                    "{} {} was changed by another program during the rotation; the new key was written into its newer content",
-                    file.kind,
-                    file.path.display()
-                ));
-            }
-        }
-        notes
-    }
 }
 
 /// One key to rotate.

@@ -26,7 +26,6 @@ use crate::profiles::scan::Mention;
 use crate::profiles::{FilePaths, KeyEdit, ProfileError, SaveOptions};
 use crate::secret::{Secret, mask_key_id};
 use crate::time::Clock;
-use std::fmt;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,78 +79,6 @@ pub enum RecoverError {
     },
     /// Lines of the files still name a key that is about to be retired or deleted.
     StillHeld(Vec<Mention>),
-}
-
-impl fmt::Display for RecoverError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecoverError::Aws { error, .. } => write!(f, "{error}"),
-            RecoverError::Files(e) => super::exec::write_with_causes(f, e.as_ref()),
-            RecoverError::Verify(e) => write!(f, "{e}"),
-            RecoverError::CannotUndo(why) => write!(f, "{why}"),
-            RecoverError::Cleanup(Cleanup::Unresolved { candidates, .. })
-                if candidates.len() > 1 =>
-            {
-                write!(
-                    f,
-                    "CreateAccessKey's answer was lost, and more than one key of the user ({}) was made in its \
-                     window by no one iam-keys knows; none is touched. Delete the one that is not in use by hand",
-                    candidates
-                        .iter()
-                        .map(|c| mask_key_id(c))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-            RecoverError::Cleanup(Cleanup::Unresolved { error: Some(e), .. }) => write!(
-                f,
-                "could not list the user's keys to look for a key made by a lost CreateAccessKey answer: {e}"
-            ),
-            RecoverError::Cleanup(Cleanup::NewKeyLeft { key_id, error }) => {
-                write!(f, "could not delete the key {}", mask_key_id(key_id))?;
-                if let Some(e) = error {
-                    write!(f, ": {e}")?;
-                }
-                Ok(())
-            }
-            RecoverError::Cleanup(c) => write!(f, "could not clean up: {c:?}"),
-            RecoverError::PlacesChanged {
-                profiles,
-                paths,
-                undo,
-            } => write!(
-                f,
-                "profile {} in {} held the key when the rotation started and holds neither the old nor the new key \
-                 now; {}. Put the profile back (the journal, which is kept, holds both keys), then run {} again",
-                profiles.join(", "),
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" and "),
-                if *undo {
-                    "undoing would delete the new key while no file holds the old one, so nothing was changed"
-                } else {
-                    "the new key would reach no one, so the old key stays Active"
-                },
-                if *undo {
-                    "`iam-keys recover --undo`"
-                } else {
-                    "`iam-keys recover`"
-                }
-            ),
-            RecoverError::StillHeld(places) => write!(
-                f,
-                "{} still name the key; it is not retired or deleted while they do. Edit those lines, then run \
-                 `iam-keys recover` again",
-                places
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
 }
 
 fn target(journal: &Journal, credentials: Credentials) -> Target {

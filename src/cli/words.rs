@@ -1,0 +1,198 @@
+//! The core's values in words: the steps of a rotation, why one failed, why a recovery
+//! stopped, what a save did to the files, and an error with its causes. The core (`rotation`,
+//! `inventory`) returns these as data; this is where they become sentences.
+//!
+//! Must not: decide anything. Every function here only describes.
+
+use crate::aws::KeyStatus;
+use crate::rotation::exec::{Cleanup, Failure, KeyOutcome, Step};
+use crate::rotation::recover::RecoverError;
+use crate::secret::mask_key_id;
+use std::fmt;
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Journal => "writing the recovery journal",
+            Step::MakeRoom => "deleting the Inactive second key",
+            Step::Create => "creating the new key",
+            Step::Verify => "verifying the new key",
+            Step::WaitForIam => "waiting for IAM to accept the new key",
+            Step::Persist => "writing the files",
+            Step::Retire => "retiring the old key",
+            Step::Done => "done",
+        })
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Aws { error, .. } => write!(f, "{error}"),
+            // These are the end of the line (shown as one message, not as an error chain):
+            // say why, too (`No space left on device`, `Operation not permitted`).
+            Failure::Files(e) => write_with_causes(f, e.as_ref()),
+            Failure::Journal(e) => write_with_causes(f, e),
+            Failure::VerifyTimeout { waited, last } => {
+                write!(f, "the new key did not work within {}s", waited.as_secs())?;
+                if let Some(e) = last {
+                    write!(f, " (last answer: {e})")?;
+                }
+                write!(
+                    f,
+                    "; IAM may be slow today: try again later or raise --verify-timeout"
+                )
+            }
+            Failure::WrongIdentity { arn } => write!(
+                f,
+                "the new key authenticates as {arn}, not as the key's user"
+            ),
+            Failure::Interrupted => write!(f, "interrupted"),
+            Failure::StillHeld(places) => write!(
+                f,
+                "the old key is still named by {}; it stays Active until no line of either file holds it",
+                places
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Failure::InactiveKeyChanged { key_id, status } => write!(
+                f,
+                "the key {} that was Inactive when planned is now {}; it is left alone",
+                mask_key_id(key_id),
+                status.as_ref().map(KeyStatus::as_str).unwrap_or("gone")
+            ),
+        }
+    }
+}
+
+/// `error`, then each of its sources, as `error (cause: source: source)`.
+fn write_with_causes(
+    f: &mut fmt::Formatter<'_>,
+    error: &(dyn std::error::Error + 'static),
+) -> fmt::Result {
+    write!(f, "{error}")?;
+    let rest: Vec<String> = causes(error).skip(1).map(|c| c.to_string()).collect();
+    if !rest.is_empty() {
+        write!(f, " (cause: {})", rest.join(": "))?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for RecoverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoverError::Aws { error, .. } => write!(f, "{error}"),
+            RecoverError::Files(e) => write_with_causes(f, e.as_ref()),
+            RecoverError::Verify(e) => write!(f, "{e}"),
+            RecoverError::CannotUndo(why) => write!(f, "{why}"),
+            RecoverError::Cleanup(Cleanup::Unresolved { candidates, .. })
+                if candidates.len() > 1 =>
+            {
+                write!(
+                    f,
+                    "CreateAccessKey's answer was lost, and more than one key of the user ({}) was made in its \
+                     window by no one iam-keys knows; none is touched. Delete the one that is not in use by hand",
+                    candidates
+                        .iter()
+                        .map(|c| mask_key_id(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+            RecoverError::Cleanup(Cleanup::Unresolved { error: Some(e), .. }) => write!(
+                f,
+                "could not list the user's keys to look for a key made by a lost CreateAccessKey answer: {e}"
+            ),
+            RecoverError::Cleanup(Cleanup::NewKeyLeft { key_id, error }) => {
+                write!(f, "could not delete the key {}", mask_key_id(key_id))?;
+                if let Some(e) = error {
+                    write!(f, ": {e}")?;
+                }
+                Ok(())
+            }
+            RecoverError::Cleanup(c) => write!(f, "could not clean up: {c:?}"),
+            RecoverError::PlacesChanged {
+                profiles,
+                paths,
+                undo,
+            } => write!(
+                f,
+                "profile {} in {} held the key when the rotation started and holds neither the old nor the new key \
+                 now; {}. Put the profile back (the journal, which is kept, holds both keys), then run {} again",
+                profiles.join(", "),
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                if *undo {
+                    "undoing would delete the new key while no file holds the old one, so nothing was changed"
+                } else {
+                    "the new key would reach no one, so the old key stays Active"
+                },
+                if *undo {
+                    "`iam-keys recover --undo`"
+                } else {
+                    "`iam-keys recover`"
+                }
+            ),
+            RecoverError::StillHeld(places) => write!(
+                f,
+                "{} still name the key; it is not retired or deleted while they do. Edit those lines, then run \
+                 `iam-keys recover` again",
+                places
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// What the save did to the files that the user should be told, beyond the key change:
+/// a mode tightened to 0600, an edit made meanwhile by another program that the new key
+/// was written into. Carries no secret.
+pub fn save_notes(outcome: &KeyOutcome) -> Vec<String> {
+    let KeyOutcome::Rotated { saved, .. } = outcome else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    for file in &saved.files {
+        if let Some((from, to)) = file.mode_tightened {
+            notes.push(format!(
+                "{} {}: mode tightened from {from:04o} to {to:04o}, as it holds secret keys",
+                file.kind,
+                file.path.display()
+            ));
+        }
+        if let Some(note) = file.in_place_note() {
+            notes.push(note);
+        }
+        if file.reapplied_on_newer_content {
+            notes.push(format!(
+                "{} {} was changed by another program during the rotation; the new key was written into its newer content",
+                file.kind,
+                file.path.display()
+            ));
+        }
+    }
+    notes
+}
+
+/// `error: cause: cause`, on one line.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    causes(error)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// `error` and each error that caused it, outermost first.
+pub fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
+}

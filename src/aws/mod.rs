@@ -55,6 +55,16 @@ pub struct Target {
     pub sts_endpoint: Option<String>,
 }
 
+impl Target {
+    /// The same place, called as someone else (an MFA session, the new key).
+    pub fn with_credentials(&self, credentials: Credentials) -> Target {
+        Target {
+            credentials,
+            ..self.clone()
+        }
+    }
+}
+
 /// Binds credentials to a client. Cheap: the SDK connector shares one HTTP client.
 pub trait Connector {
     type Client: Iam;

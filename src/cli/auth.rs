@@ -101,36 +101,20 @@ pub async fn credentials<C: Connector>(
     if own.session_token.is_some() {
         return Ok((own, None));
     }
-    let mut serial = mfa.mfa_serial.clone().or_else(|| auth.mfa_serial.clone());
-    if serial.is_none() && mfa.mfa {
-        let client = connector.connect(&auth.target);
-        let (_, user) = inventory::identify(&client).await.map_err(|e| match e {
-            inventory::InspectError::Aws(e) => auth.explain(&e, Signer::OldKey),
-            other => other.to_string(),
-        })?;
-        serial = Some(
-            super::mfa::pick_device(&client, &user, ui)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    let Some(serial) = serial else {
-        return Ok((own, None));
-    };
-    if dry_run && !mfa.requested() {
-        return Ok((own, Some(serial)));
-    }
-    match sessions
-        .get(connector, &auth.target, &serial, mfa, ui)
-        .await
-    {
-        Ok(session) => Ok((session, Some(serial))),
-        Err(super::mfa::MfaError::Aws(e)) => Err(format!(
-            "the MFA session for {serial} was refused: {}",
-            auth.explain(&e, Signer::OldKey)
-        )),
-        Err(other) => Err(other.to_string()),
-    }
+    let serial = mfa.mfa_serial.clone().or_else(|| auth.mfa_serial.clone());
+    let (session, serial) = super::mfa::session_for(
+        &auth.target,
+        serial,
+        mfa.mfa,
+        dry_run,
+        mfa,
+        connector,
+        ui,
+        sessions,
+    )
+    .await
+    .map_err(|e| e.explain(|e| auth.explain(e, Signer::OldKey)))?;
+    Ok((session.unwrap_or(own), serial))
 }
 
 /// The keys to rotate for `--user-name USER`. A local profile holding one of the user's keys
@@ -146,10 +130,7 @@ pub async fn user_groups<C: Connector>(
     selected: &[KeyGroup],
     connector: &C,
 ) -> Vec<KeyGroup> {
-    let client = connector.connect(&Target {
-        credentials: iam.clone(),
-        ..auth.target.clone()
-    });
+    let client = connector.connect(&auth.target.with_credentials(iam.clone()));
     let placeholder = |problem: String| KeyGroup {
         key_id: String::new(),
         secret: Secret::new(""),

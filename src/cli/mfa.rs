@@ -216,6 +216,96 @@ impl Sessions {
     }
 }
 
+/// Which device and which session a key's IAM calls use: the one MFA rule of every command.
+///
+/// `serial` is the device the caller found named (`--mfa-serial`, the profile's or the
+/// journal's `mfa_serial`, in the caller's order). With none and `pick`, the user's only usable
+/// device is looked up (`--mfa`). A dry run asks for no code unless MFA was asked for
+/// explicitly: it returns the device with no session, so the plan can say a code is needed.
+#[allow(clippy::too_many_arguments)]
+pub async fn session_for<C: Connector>(
+    target: &Target,
+    serial: Option<String>,
+    pick: bool,
+    dry_run: bool,
+    args: &MfaArgs,
+    connector: &C,
+    ui: &Ui,
+    sessions: &mut Sessions,
+) -> Result<(Option<Credentials>, Option<String>), SessionError> {
+    let mut serial = serial;
+    if serial.is_none() && pick {
+        let client = connector.connect(target);
+        let user = match crate::inventory::identify(&client).await {
+            Ok((_, user)) => user,
+            Err(crate::inventory::InspectError::Aws(e)) => {
+                return Err(SessionError::Aws {
+                    error: e,
+                    serial: None,
+                });
+            }
+            Err(e) => return Err(SessionError::Other(e.to_string())),
+        };
+        match pick_device(&client, &user, ui).await {
+            Ok(found) => serial = Some(found),
+            Err(MfaError::Aws(e)) => {
+                return Err(SessionError::Aws {
+                    error: e,
+                    serial: None,
+                });
+            }
+            Err(e) => return Err(SessionError::Other(e.to_string())),
+        }
+    }
+    let Some(serial) = serial else {
+        return Ok((None, None));
+    };
+    if dry_run && !args.requested() {
+        return Ok((None, Some(serial)));
+    }
+    match sessions.get(connector, target, &serial, args, ui).await {
+        Ok(session) => Ok((Some(session), Some(serial))),
+        Err(MfaError::Aws(e)) => Err(SessionError::Aws {
+            error: e,
+            serial: Some(serial),
+        }),
+        Err(other) => Err(SessionError::Other(other.to_string())),
+    }
+}
+
+/// Why no MFA session could be had.
+#[derive(Debug)]
+pub enum SessionError {
+    /// AWS refused a call: finding the user or their device (`serial` is `None`), or the
+    /// session itself.
+    Aws {
+        error: AwsError,
+        serial: Option<String>,
+    },
+    /// No code could be had, or no usable device: the message says what to do.
+    Other(String),
+}
+
+impl SessionError {
+    /// The message, with AWS refusals put in the caller's words (`explain`).
+    pub fn explain(self, explain: impl Fn(&AwsError) -> String) -> String {
+        match self {
+            SessionError::Aws {
+                error,
+                serial: Some(serial),
+            } => format!(
+                "the MFA session for {serial} was refused: {}",
+                explain(&error)
+            ),
+            SessionError::Aws {
+                error,
+                serial: None,
+            } => explain(&error),
+            SessionError::Other(message) => message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

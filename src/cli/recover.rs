@@ -303,24 +303,19 @@ pub(crate) async fn journal_session<C: crate::aws::Connector>(
         .as_ref()
         .is_some_and(|t| t.credentials.session_token.is_some());
     let serial = j.mfa_serial.clone().or_else(|| mfa.mfa_serial.clone());
-    match (serial, base) {
-        (Some(serial), base) if !base_is_session => {
-            let target = base.unwrap_or_else(|| crate::aws::Target {
-                credentials: crate::aws::Credentials::long_term(
-                    j.old_key_id.clone(),
-                    j.old_secret.clone(),
-                ),
-                region: j.endpoint.region.clone(),
-                iam_endpoint: j.endpoint.iam_endpoint.clone(),
-                sts_endpoint: j.endpoint.sts_endpoint.clone(),
-            });
-            sessions
-                .get(connector, &target, &serial, mfa, ui)
-                .await
-                .map(Some)
-                .map_err(|e| e.to_string())
-        }
-        (_, Some(base)) => Ok(Some(base.credentials)),
-        (_, None) => Ok(None),
-    }
+    let target = match base {
+        // A session written by another tool is used as it is.
+        Some(base) if base_is_session => return Ok(Some(base.credentials)),
+        Some(base) => base,
+        None if serial.is_none() => return Ok(None),
+        None => j.endpoint.target(crate::aws::Credentials::long_term(
+            j.old_key_id.clone(),
+            j.old_secret.clone(),
+        )),
+    };
+    let (session, _) =
+        super::mfa::session_for(&target, serial, false, false, mfa, connector, ui, sessions)
+            .await
+            .map_err(|e| e.explain(ToString::to_string))?;
+    Ok(Some(session.unwrap_or(target.credentials)))
 }

@@ -649,56 +649,34 @@ async fn mfa_session<C: Connector>(
     if group.problem.is_some() {
         return (Ok(None), None);
     }
-    let mut serial = args
+    let serial = args
         .mfa
         .mfa_serial
         .clone()
         .or_else(|| group.mfa_serial.clone());
-    if serial.is_none() && args.mfa.mfa {
-        let client = connector.connect(&group.target);
-        let cx = advice::Context {
-            profiles: &group.holders,
-            key_id: &group.key_id,
-            region: &group.target.region,
-            signer: Signer::OldKey,
-        };
-        let user = match inventory::identify(&client).await {
-            Ok((_, user)) => user,
-            Err(InspectError::Aws(e)) => return (Err(advice::explain(&e, &cx)), None),
-            Err(e) => return (Err(e.to_string()), None),
-        };
-        match super::mfa::pick_device(&client, &user, ui).await {
-            Ok(found) => serial = Some(found),
-            Err(super::mfa::MfaError::Aws(e)) => return (Err(advice::explain(&e, &cx)), None),
-            Err(e) => return (Err(e.to_string()), None),
+    let found = super::mfa::session_for(
+        &group.target,
+        serial,
+        args.mfa.mfa,
+        args.dry_run,
+        &args.mfa,
+        connector,
+        ui,
+        sessions,
+    )
+    .await;
+    match found {
+        Ok((session, serial)) => (Ok(session), serial),
+        Err(e) => {
+            let cx = advice::Context {
+                profiles: &group.holders,
+                key_id: &group.key_id,
+                region: &group.target.region,
+                signer: Signer::OldKey,
+            };
+            (Err(e.explain(|e| advice::explain(e, &cx))), None)
         }
     }
-    let Some(serial) = serial else {
-        return (Ok(None), None);
-    };
-    if args.dry_run && !args.mfa.requested() {
-        return (Ok(None), Some(serial));
-    }
-    let session = sessions
-        .get(connector, &group.target, &serial, &args.mfa, ui)
-        .await
-        .map(Some)
-        .map_err(|e| match e {
-            super::mfa::MfaError::Aws(error) => {
-                let cx = advice::Context {
-                    profiles: &group.holders,
-                    key_id: &group.key_id,
-                    region: &group.target.region,
-                    signer: Signer::OldKey,
-                };
-                format!(
-                    "the MFA session for {serial} was refused: {}",
-                    advice::explain(&error, &cx)
-                )
-            }
-            other => other.to_string(),
-        });
-    (session, Some(serial))
 }
 
 async fn preflight<C: Connector>(
@@ -725,10 +703,7 @@ async fn preflight<C: Connector>(
         }
     }
     let client = connector.connect(&match session {
-        Some(session) => crate::aws::Target {
-            credentials: session.clone(),
-            ..group.target.clone()
-        },
+        Some(session) => group.target.with_credentials(session.clone()),
         None => group.target.clone(),
     });
     let inspected = match auth {

@@ -214,13 +214,6 @@ pub struct Engine<'a, C: Connector, K: Clock> {
     pub progress: &'a dyn Fn(&str, Step),
 }
 
-fn with_credentials(target: &Target, credentials: Credentials) -> Target {
-    Target {
-        credentials,
-        ..target.clone()
-    }
-}
-
 impl<C: Connector, K: Clock> Engine<'_, C, K> {
     fn journal_for(&self, job: &Job<'_>, started: &str) -> Journal {
         let files = self.files.borrow();
@@ -252,11 +245,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             deleted_inactive: None,
             new_key_id: None,
             new_secret: None,
-            endpoint: Endpoint {
-                region: job.target.region.clone(),
-                iam_endpoint: job.target.iam_endpoint.clone(),
-                sts_endpoint: job.target.sts_endpoint.clone(),
-            },
+            endpoint: Endpoint::of(job.target),
             mfa_serial: job.mfa_serial.map(str::to_string),
             destination: job.destination.clone(),
             auth_profile: job.auth_profile.map(str::to_string),
@@ -280,7 +269,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         let key = plan.old_key_id.as_str();
         let iam_signer = Signer::of(job.session.is_some(), Signer::OldKey);
         let iam = self.connector.connect(&match job.session {
-            Some(session) => with_credentials(job.target, session.clone()),
+            Some(session) => job.target.with_credentials(session.clone()),
             None => job.target.clone(),
         });
         let failed = |step, failure, cleanup, deleted_inactive| KeyOutcome::Failed {
@@ -415,7 +404,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         let new_credentials = Credentials::long_term(created.id.clone(), created.secret.clone());
         let new_client = self
             .connector
-            .connect(&with_credentials(job.target, new_credentials));
+            .connect(&job.target.with_credentials(new_credentials));
         if let Err(failure) = self
             .verify(&new_client, &plan.account, &plan.user, key)
             .await

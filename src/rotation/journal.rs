@@ -20,6 +20,7 @@
 //!
 //! Must not: decide anything. It records; [`super::recover`] reads it.
 
+use crate::aws::{Credentials, Target};
 pub use crate::inventory::Destination;
 use crate::rotation::plan::Retire;
 use crate::secret::Secret;
@@ -48,6 +49,27 @@ pub struct Endpoint {
     pub region: String,
     pub iam_endpoint: Option<String>,
     pub sts_endpoint: Option<String>,
+}
+
+impl Endpoint {
+    /// Where a target sends its calls.
+    pub fn of(target: &Target) -> Endpoint {
+        Endpoint {
+            region: target.region.clone(),
+            iam_endpoint: target.iam_endpoint.clone(),
+            sts_endpoint: target.sts_endpoint.clone(),
+        }
+    }
+
+    /// The same place, called as `credentials`.
+    pub fn target(&self, credentials: Credentials) -> Target {
+        Target {
+            credentials,
+            region: self.region.clone(),
+            iam_endpoint: self.iam_endpoint.clone(),
+            sts_endpoint: self.sts_endpoint.clone(),
+        }
+    }
 }
 
 /// One rotation's record.

@@ -21,7 +21,7 @@
 use super::exec::{Cleanup, Engine, Failure};
 use super::journal::{Destination, Journal, Stage};
 use super::plan::{KeyPlan, Retire};
-use crate::aws::{AwsError, Connector, Credentials, Iam, KeyStatus, Signer, Target};
+use crate::aws::{AwsError, Connector, Credentials, Iam, KeyStatus, Signer};
 use crate::profiles::scan::Mention;
 use crate::profiles::{FilePaths, KeyEdit, ProfileError, SaveOptions};
 use crate::secret::{Secret, mask_key_id};
@@ -81,15 +81,6 @@ pub enum RecoverError {
     StillHeld(Vec<Mention>),
 }
 
-fn target(journal: &Journal, credentials: Credentials) -> Target {
-    Target {
-        credentials,
-        region: journal.endpoint.region.clone(),
-        iam_endpoint: journal.endpoint.iam_endpoint.clone(),
-        sts_endpoint: journal.endpoint.sts_endpoint.clone(),
-    }
-}
-
 fn plan_of(journal: &Journal) -> KeyPlan {
     KeyPlan {
         user: journal.user.clone(),
@@ -131,7 +122,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         let old = Credentials::long_term(journal.old_key_id.clone(), journal.old_secret.clone());
         let iam_as_old = self
             .connector
-            .connect(&target(&journal, session.cloned().unwrap_or(old)));
+            .connect(&journal.endpoint.target(session.cloned().unwrap_or(old)));
         let old_signer = Signer::of(session.is_some(), Signer::OldKey);
         let aws = |signer| move |error| RecoverError::Aws { error, signer };
 
@@ -181,7 +172,9 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 .map_err(aws(old_signer))
         };
         let new_credentials = Credentials::long_term(new_id.clone(), new_secret.clone());
-        let as_new = self.connector.connect(&target(&journal, new_credentials));
+        let as_new = self
+            .connector
+            .connect(&journal.endpoint.target(new_credentials));
         let files_have_new = !self.files.borrow().profiles_with_key(&new_id).is_empty();
         let files_have_old = !self
             .files

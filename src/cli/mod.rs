@@ -13,6 +13,7 @@ pub mod completions;
 pub mod duration;
 pub mod man;
 pub mod mfa;
+pub mod pending;
 pub mod policy;
 pub mod policy_apply;
 pub mod recover;
@@ -20,6 +21,7 @@ pub mod render;
 pub mod rotate;
 pub mod status;
 pub mod ui;
+pub mod wiring;
 pub mod words;
 
 use crate::settings::Flags;

@@ -6,8 +6,10 @@ use super::advice;
 use super::auth::AuthProfile;
 use super::duration::DurationArg;
 use super::mfa::{MfaArgs, Sessions};
+use super::pending::{Recovery, describe_entry, describe_recovered};
 use super::render::{self, ErrorJson};
 use super::ui::Ui;
+use super::wiring::{acquire_lock, journal_store, step_lines, with_ctrl_c};
 use crate::aws::Signer;
 use crate::aws::{Connector, Credentials};
 use crate::error::{Error, Outcome};
@@ -15,10 +17,10 @@ use crate::inventory::Destination;
 use crate::inventory::{self, InspectError, KeyGroup};
 use crate::profiles::{KeyEdit, ProfileFiles, SaveOptions};
 use crate::rotation::exec::{Cleanup, Failure, Job};
-use crate::rotation::journal::{Journal, JournalStore};
-use crate::rotation::plan::{self, Decision, KeyPlan, PlanOptions, Retire};
+use crate::rotation::journal::JournalStore;
+use crate::rotation::plan::{self, Decision, KeyPlan, PlanOptions};
 use crate::rotation::recover::{Mode, Recovered};
-use crate::rotation::{Engine, ExecOptions, KeyOutcome, Step};
+use crate::rotation::{Engine, ExecOptions, KeyOutcome};
 use crate::secret::mask_key_id;
 use crate::settings::Settings;
 use crate::time::{Cancel, RealClock};
@@ -148,13 +150,6 @@ type JobSpec<'a> = (
     Option<String>,
 );
 
-fn retire_word(r: Retire) -> &'static str {
-    match r {
-        Retire::Deactivate => "deactivated",
-        Retire::Delete => "deleted",
-    }
-}
-
 pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
     if let Some(w) = settings.ambient_key_warning() {
         ui.warn(&w);
@@ -163,7 +158,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     let _lock = if args.dry_run {
         None
     } else {
-        Some(super::recover::acquire_lock(
+        Some(acquire_lock(
             &settings.paths,
             args.lock_timeout.duration,
             ui,
@@ -174,7 +169,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         ui.warn(&warning.to_string());
     }
     let connector = super::sdk_connector(settings, &files.borrow())?;
-    let journals = super::recover::journal_store(settings);
+    let journals = journal_store(settings);
     let exec_options = ExecOptions {
         verify_timeout: args.verify_timeout.duration,
         save: SaveOptions {
@@ -183,11 +178,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         ..ExecOptions::default()
     };
     let cancel = Cancel::default();
-    let progress = |key: &str, step: Step| {
-        if step != Step::Done {
-            ui.progress(&format!("{}: {step}", mask_key_id(key)));
-        }
-    };
+    let progress = step_lines(ui);
     let engine = Engine {
         connector: &connector,
         clock: &RealClock,
@@ -199,30 +190,13 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     };
 
     super::block_on(async {
-        tokio::select! {
-            result = rotate(args, settings, ui, &engine, &files, &journals) => result,
-            _ = watch_ctrl_c(&cancel, ui) => unreachable!("the Ctrl-C watcher never ends"),
-        }
+        with_ctrl_c(
+            &cancel,
+            ui,
+            rotate(args, settings, ui, &engine, &files, &journals),
+        )
+        .await
     })
-}
-
-/// First Ctrl-C: finish or undo the current step, then stop. Second: leave at once (the
-/// journal lets `iam-keys recover` finish).
-async fn watch_ctrl_c(cancel: &Cancel, ui: &Ui) {
-    let mut presses = 0;
-    loop {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        presses += 1;
-        if presses == 1 {
-            cancel.set();
-            ui.note("interrupted: finishing or undoing the step in progress (Ctrl-C again to leave now)");
-        } else {
-            ui.note("leaving now; run `iam-keys recover` to finish or undo");
-            std::process::exit(130);
-        }
-    }
 }
 
 async fn rotate<C: Connector>(
@@ -242,7 +216,7 @@ async fn rotate<C: Connector>(
     let mut blocked: Vec<(String, String)> = Vec::new();
     if !pending.is_empty() {
         for entry in &pending {
-            ui.note(&super::recover::describe_entry(entry));
+            ui.note(&describe_entry(entry));
         }
         if args.dry_run {
             ui.note("a real run finishes it first (or run `iam-keys recover`)");
@@ -255,16 +229,16 @@ async fn rotate<C: Connector>(
             }
         } else {
             confirm(args, ui, "Finish the interrupted rotation(s) first?")?;
-            let results = super::recover::recover_entries(
-                &pending,
-                Mode::Finish,
+            let recovery = Recovery {
                 settings,
-                &args.mfa,
-                engine.connector,
-                engine.options,
+                mfa: &args.mfa,
+                connector: engine.connector,
+                options: engine.options,
                 ui,
-            )
-            .await;
+                cancel: engine.cancel,
+                lock_timeout: args.lock_timeout.duration,
+            };
+            let results = recovery.run(&pending, Mode::Finish).await;
             for (entry, result) in pending.iter().zip(results) {
                 match (result, &entry.journal) {
                     (Ok(result @ Recovered::Unprinted { .. }), Ok(j)) => {
@@ -456,7 +430,7 @@ async fn rotate<C: Connector>(
                 report.user = Some(plan.user.clone());
                 report.age_days = age_days;
                 report.result = "planned";
-                report.old_key = Some(retire_word(plan.retire));
+                report.old_key = Some(super::words::retire_word(plan.retire));
                 report.deleted_inactive = plan.delete_first.as_deref().map(mask_key_id);
                 report.changes = planned_changes(&files.borrow(), group);
                 jobs.push((
@@ -620,20 +594,12 @@ fn exit_for(s: &RotateSummary) -> Outcome {
 }
 
 fn confirm(args: &RotateArgs, ui: &Ui, question: &str) -> Result<(), Error> {
-    if args.yes {
-        return Ok(());
-    }
-    if !ui.is_interactive() {
-        return Err(Error::Usage(
-            "not rotating without confirmation: there is no terminal to ask on; pass --yes (or look first with --dry-run)"
-                .into(),
-        ));
-    }
-    if ui.confirm(question) {
-        Ok(())
-    } else {
-        Err(Error::Usage("cancelled; nothing was changed".into()))
-    }
+    super::wiring::confirm(
+        args.yes,
+        ui,
+        question,
+        "not rotating without confirmation: there is no terminal to ask on; pass --yes (or look first with --dry-run)",
+    )
 }
 
 /// The MFA session a key's IAM calls need, if any, and its device: from `--mfa-serial`, the
@@ -880,7 +846,7 @@ fn apply_outcome(
         } => {
             report.result = "rotated";
             report.new_access_key_id = Some(mask_key_id(&new_key_id));
-            report.old_key = Some(retire_word(retire));
+            report.old_key = Some(super::words::retire_word(retire));
             report.deleted_inactive = deleted_inactive.as_deref().map(mask_key_id);
             report.changes = saved
                 .files
@@ -1103,60 +1069,4 @@ fn render_results(reports: &[KeyReport], summary: &RotateSummary) -> String {
         summary.rotated, summary.not_due, summary.skipped, summary.failed, summary.partial
     ));
     out
-}
-
-pub(crate) fn describe_journal(j: &Journal) -> String {
-    format!(
-        "key {} of user {} (profiles {}), started {}, stopped after stage `{}`{}",
-        mask_key_id(&j.old_key_id),
-        j.user,
-        j.profiles.join(", "),
-        j.started,
-        serde_json::to_value(j.stage)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        j.new_key_id
-            .as_deref()
-            .map(|id| format!(", new key {}", mask_key_id(id)))
-            .unwrap_or_default()
-    )
-}
-
-pub(crate) fn describe_recovered(j: &Journal, r: &Recovered) -> String {
-    match r {
-        Recovered::Finished {
-            new_key_id, retire, ..
-        } => format!(
-            "finished: {} -> {} (profiles {}); old key {}",
-            mask_key_id(&j.old_key_id),
-            mask_key_id(new_key_id),
-            j.profiles.join(", "),
-            retire_word(*retire)
-        ),
-        Recovered::Undone { deleted } if deleted.is_empty() => {
-            format!(
-                "undone: {} stays in profiles {}; no new key existed",
-                mask_key_id(&j.old_key_id),
-                j.profiles.join(", ")
-            )
-        }
-        Recovered::Undone { deleted } => format!(
-            "undone: {} stays in profiles {}; deleted the new key {}",
-            mask_key_id(&j.old_key_id),
-            j.profiles.join(", "),
-            deleted
-                .iter()
-                .map(|d| mask_key_id(d))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Recovered::Unprinted { new_key_id, .. } => format!(
-            "kept: the new key {} of user {} was never printed and the old key {} is already retired; \
-             the journal holds its only copy: run `iam-keys recover --output env` to print it",
-            mask_key_id(new_key_id),
-            j.user,
-            mask_key_id(&j.old_key_id)
-        ),
-    }
 }

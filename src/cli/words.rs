@@ -6,6 +6,7 @@
 
 use crate::aws::KeyStatus;
 use crate::rotation::exec::{Cleanup, Failure, KeyOutcome, Step};
+use crate::rotation::plan::Retire;
 use crate::rotation::recover::RecoverError;
 use crate::secret::mask_key_id;
 use std::fmt;
@@ -195,4 +196,12 @@ pub fn causes<'a>(
     error: &'a (dyn std::error::Error + 'static),
 ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
     std::iter::successors(Some(error), |e| e.source())
+}
+
+/// What happened to the old key: `deactivated` or `deleted`.
+pub fn retire_word(r: Retire) -> &'static str {
+    match r {
+        Retire::Deactivate => "deactivated",
+        Retire::Delete => "deleted",
+    }
 }

@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     let ui = cli::ui::Ui::new(&settings);
     cli::audit::check_output(&cli.command, &settings)?;
     match &cli.command {
+        Command::Policy(args) if args.apply => cli::policy_apply::run(args, &settings, &ui),
         Command::Policy(args) => cli::policy::run_command(args, &settings, &ui),
         Command::Status(args) => cli::status::run(args, &settings, &ui),
         Command::Rotate(args) => cli::rotate::run(args, &settings, &ui),

@@ -91,15 +91,12 @@ impl PolicyArgs {
     }
 }
 
-/// The command: print a document, or apply one.
+/// The command without `--apply`: print the document.
 pub fn run_command(
     args: &PolicyArgs,
     settings: &Settings,
     ui: &super::ui::Ui,
 ) -> Result<Outcome, Error> {
-    if args.apply {
-        return super::policy_apply::run(args, settings, ui);
-    }
     let text = run(args, settings)?;
     ui.out(&text)?;
     Ok(Outcome::Success)

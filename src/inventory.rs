@@ -203,11 +203,7 @@ fn add_to_group(
         }
         return;
     }
-    let holders: Vec<String> = files
-        .profiles_with_key(key_id)
-        .into_iter()
-        .map(|h| h.profile)
-        .collect();
+    let holders = files.holder_names(key_id);
     let secrets_differ = holders.iter().any(|h| {
         files
             .profile(h)

@@ -717,14 +717,7 @@ async fn preflight<C: Connector>(
             };
         }
     };
-    let held_by = |id: &str| {
-        files
-            .borrow()
-            .profiles_with_key(id)
-            .into_iter()
-            .map(|h| h.profile)
-            .collect()
-    };
+    let held_by = |id: &str| files.borrow().holder_names(id);
     match plan::decide(&facts, &group.key_id, &held_by, options, now) {
         Decision::Rotate(plan) => {
             if let Err(e) = files.borrow().check_writable() {

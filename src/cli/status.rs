@@ -174,10 +174,7 @@ fn build_report(
     results: &[Option<Inspected>],
     now: Timestamp,
 ) -> StatusReport {
-    let threshold = args
-        .older_than
-        .as_ref()
-        .map(|d| d.duration.as_secs() as i64);
+    let threshold = args.older_than.as_ref().map(|d| d.duration);
     let mut due = 0;
     let mut errors = 0;
     let mut counted: Vec<&str> = Vec::new();
@@ -265,7 +262,7 @@ fn key_status(
     group: &KeyGroup,
     facts: &KeyFacts,
     files: &ProfileFiles,
-    threshold: Option<i64>,
+    threshold: Option<std::time::Duration>,
     now: Timestamp,
 ) -> KeyStatus {
     let this = facts.key(&group.key_id);
@@ -288,11 +285,7 @@ fn key_status(
                 .get(&k.id)
                 .map(LastUsedJson::from)
                 .unwrap_or_default(),
-            held_by: files
-                .profiles_with_key(&k.id)
-                .into_iter()
-                .map(|h| h.profile)
-                .collect(),
+            held_by: files.holder_names(&k.id),
         })
         .collect();
     KeyStatus {
@@ -305,7 +298,7 @@ fn key_status(
             .unwrap_or_else(|| "unknown".into()),
         created: created.map(crate::time::rfc3339),
         age_days: created.map(|c| crate::time::age_days(now, c)),
-        due: threshold.map(|t| created.is_some_and(|c| now.as_second() - c.as_second() >= t)),
+        due: threshold.map(|t| crate::rotation::plan::is_due(created, t, now)),
         last_used,
         shared_with: group.holders.clone(),
         other_keys,

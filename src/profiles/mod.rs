@@ -546,6 +546,14 @@ impl ProfileFiles {
         view::merge_profile([&self.credentials, &self.config], name)
     }
 
+    /// The names of the profiles that hold this key (see [`ProfileFiles::profiles_with_key`]).
+    pub fn holder_names(&self, access_key_id: &str) -> Vec<String> {
+        self.profiles_with_key(access_key_id)
+            .into_iter()
+            .map(|h| h.profile)
+            .collect()
+    }
+
     /// Every profile, in both files, with an `aws_access_key_id` line holding this id, and
     /// those lines.
     pub fn profiles_with_key(&self, access_key_id: &str) -> Vec<KeyHolder> {

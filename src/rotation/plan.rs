@@ -109,6 +109,12 @@ pub enum Decision {
     Refuse(Refusal),
 }
 
+/// Whether a key made at `created` is due for rotation at `now`: at least `older_than` old.
+/// A key of unknown age is never due.
+pub fn is_due(created: Option<Timestamp>, older_than: Duration, now: Timestamp) -> bool {
+    created.is_some_and(|c| now.as_second() - c.as_second() >= older_than.as_secs() as i64)
+}
+
 /// Decide for the key `key_id`, whose facts AWS gave; `held_by` says which local profiles
 /// hold each of the user's other keys.
 pub fn decide(
@@ -128,13 +134,12 @@ pub fn decide(
             status: Some(this.status.clone()),
         });
     }
-    if let (Some(threshold), Some(created)) = (options.older_than, this.created) {
-        let age = now.as_second() - created.as_second();
-        if age < threshold.as_secs() as i64 {
-            return Decision::NotDue {
-                age_days: crate::time::age_days(now, created),
-            };
-        }
+    if let (Some(threshold), Some(created)) = (options.older_than, this.created)
+        && !is_due(Some(created), threshold, now)
+    {
+        return Decision::NotDue {
+            age_days: crate::time::age_days(now, created),
+        };
     }
     let others = facts.others(key_id);
     let mut delete_first = None;

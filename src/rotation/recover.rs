@@ -344,13 +344,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         undo: bool,
     ) -> Result<(), RecoverError> {
         let files = self.files.borrow();
-        let holding = |id: &str| -> Vec<String> {
-            files
-                .profiles_with_key(id)
-                .into_iter()
-                .map(|h| h.profile)
-                .collect()
-        };
+        let holding = |id: &str| files.holder_names(id);
         let (old, new) = (holding(&journal.old_key_id), holding(new_id));
         let gone: Vec<String> = journal
             .profiles

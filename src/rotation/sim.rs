@@ -613,14 +613,7 @@ impl Sim {
                     continue;
                 }
             };
-            let held_by = |id: &str| {
-                files
-                    .borrow()
-                    .profiles_with_key(id)
-                    .into_iter()
-                    .map(|h| h.profile)
-                    .collect()
-            };
+            let held_by = |id: &str| files.borrow().holder_names(id);
             match plan::decide(
                 &facts,
                 &group.key_id,

@@ -638,12 +638,7 @@ fn a_key_shared_by_profiles_in_both_files_is_rotated_once_and_written_everywhere
     let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
     let new_id = new_key_of(&outcome);
     let files = world.files();
-    let holders: Vec<String> = files
-        .borrow()
-        .profiles_with_key(&new_id)
-        .into_iter()
-        .map(|h| h.profile)
-        .collect();
+    let holders = files.borrow().holder_names(&new_id);
     assert_eq!(
         holders,
         vec!["dev".to_string(), "dev2".to_string(), "cfg".to_string()]

@@ -9,7 +9,7 @@ use crate::aws::{
     AccessKeyMeta, AwsError, CallerIdentity, Credentials, Iam, LastUsed, Principal, Target,
 };
 use crate::profiles::{FileKind, ProfileFiles, ProfileKind};
-use crate::secret::Secret;
+use crate::secret::{Secret, mask_key_id};
 use crate::settings::Settings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ pub struct Entry {
     /// For a role profile: the profile at the end of its `source_profile` chain whose key it uses.
     pub depends_on: Option<String>,
     /// Why the chain could not be followed (a loop, a missing profile).
-    pub chain_error: Option<String>,
+    pub chain_error: Option<ChainError>,
     pub mfa_serial: Option<String>,
     pub region: String,
 }
@@ -56,7 +56,7 @@ pub struct KeyGroup {
     /// An MFA device named by a holder (`mfa_serial`), for IAM calls that need MFA.
     pub mfa_serial: Option<String>,
     /// A reason this key cannot be handled (holders disagree on its secret).
-    pub problem: Option<String>,
+    pub problem: Option<GroupProblem>,
     /// Where the new key goes: the holders, or (an administrator rotating another user's
     /// key that no local profile holds) one named profile, or only the `--output env` lines.
     pub destination: Destination,
@@ -87,23 +87,55 @@ pub struct Inventory {
 
 const MAX_CHAIN: usize = 16;
 
+/// Why a role profile's `source_profile` chain could not be followed to a key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("profile `{0}` does not exist")]
+    Missing(String),
+    #[error("profile `{0}` has neither a key nor a source_profile")]
+    NoKey(String),
+    #[error("profile `{0}` names itself as source_profile but has no key")]
+    SelfWithoutKey(String),
+    #[error("source_profile loop: {}", .0.join(" → "))]
+    Loop(Vec<String>),
+    #[error("source_profile chain longer than {0} profiles")]
+    TooLong(usize),
+    #[error("source_profile `{0}` does not exist")]
+    MissingSource(String),
+}
+
+/// Why a key group cannot be rotated or checked as the files (or the caller) stand.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GroupProblem {
+    #[error(
+        "profiles {} hold key {} with different secrets; make them agree (one of them is out of date) and run again",
+        holders.join(", "),
+        mask_key_id(key_id)
+    )]
+    SecretsDiffer {
+        holders: Vec<String>,
+        key_id: String,
+    },
+    /// The caller refused the group and said why (`--user-name` with `--auth-profile`).
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// Follow `source_profile` from a role profile to the profile whose static key it uses.
-fn chain_end(files: &ProfileFiles, start: &str) -> Result<String, String> {
+fn chain_end(files: &ProfileFiles, start: &str) -> Result<String, ChainError> {
     let mut seen = vec![start.to_string()];
     let mut current = start.to_string();
     loop {
         let profile = files
             .profile(&current)
-            .ok_or_else(|| format!("profile `{current}` does not exist"))?;
+            .ok_or_else(|| ChainError::Missing(current.clone()))?;
         let next = match profile.get("source_profile") {
             Some(next) => next.to_string(),
             None if current != start && profile.get("aws_access_key_id").is_some() => {
                 return Ok(current);
             }
             None => {
-                return Err(format!(
-                    "profile `{current}` has neither a key nor a source_profile"
-                ));
+                return Err(ChainError::NoKey(current));
             }
         };
         if next == current {
@@ -111,25 +143,19 @@ fn chain_end(files: &ProfileFiles, start: &str) -> Result<String, String> {
             return if profile.get("aws_access_key_id").is_some() {
                 Ok(current)
             } else {
-                Err(format!(
-                    "profile `{current}` names itself as source_profile but has no key"
-                ))
+                Err(ChainError::SelfWithoutKey(current))
             };
         }
         if seen.contains(&next) {
-            return Err(format!(
-                "source_profile loop: {} → {next}",
-                seen.join(" → ")
-            ));
+            seen.push(next);
+            return Err(ChainError::Loop(seen));
         }
         if seen.len() >= MAX_CHAIN {
-            return Err(format!(
-                "source_profile chain longer than {MAX_CHAIN} profiles"
-            ));
+            return Err(ChainError::TooLong(MAX_CHAIN));
         }
         let next_profile = files
             .profile(&next)
-            .ok_or_else(|| format!("source_profile `{next}` does not exist"))?;
+            .ok_or_else(|| ChainError::MissingSource(next.clone()))?;
         if next_profile.get("role_arn").is_none() && next_profile.get("aws_access_key_id").is_some()
         {
             return Ok(next);
@@ -210,12 +236,9 @@ fn add_to_group(
             .and_then(|p| p.get("aws_secret_access_key").map(|s| s != secret))
             .unwrap_or(false)
     });
-    let problem = secrets_differ.then(|| {
-        format!(
-            "profiles {} hold key {} with different secrets; make them agree (one of them is out of date) and run again",
-            holders.join(", "),
-            crate::secret::mask_key_id(key_id)
-        )
+    let problem = secrets_differ.then(|| GroupProblem::SecretsDiffer {
+        holders: holders.clone(),
+        key_id: key_id.to_string(),
     });
     let mfa_serial = holders.iter().find_map(|h| {
         files

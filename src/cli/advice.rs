@@ -186,6 +186,21 @@ pub fn refusal(refusal: &Refusal, now: Timestamp) -> String {
     }
 }
 
+/// Why a key is not rotated when lines the edit would not rewrite also hold it.
+pub fn uncovered(places: &[crate::profiles::scan::Mention]) -> String {
+    format!(
+        "{} also hold{} this key, in a section the AWS SDKs ignore but the AWS CLI reads (a name with a space, or \
+         `[profile NAME]` in the credentials file); iam-keys does not rotate a key it cannot replace everywhere. \
+         Rename the section (`[NAME]` in the credentials file) or remove the line, then run again; nothing was changed",
+        places
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        if places.len() == 1 { "s" } else { "" }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

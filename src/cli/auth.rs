@@ -14,8 +14,8 @@ use super::ui::Ui;
 use crate::aws::Signer;
 use crate::aws::{Connector, Credentials, Iam, KeyStatus, Target};
 use crate::error::Error;
-use crate::inventory::Destination;
 use crate::inventory::{self, KeyGroup};
+use crate::inventory::{Destination, GroupProblem};
 use crate::profiles::ProfileFiles;
 use crate::secret::{Secret, mask_key_id};
 use crate::settings::Settings;
@@ -138,7 +138,7 @@ pub async fn user_groups<C: Connector>(
         selected_via: vec![],
         target: auth.target.clone(),
         mfa_serial: None,
-        problem: Some(problem),
+        problem: Some(GroupProblem::Refused(problem)),
         destination: Destination::Holders,
     };
     let keys = match client.list_access_keys(user).await {
@@ -162,12 +162,12 @@ pub async fn user_groups<C: Connector>(
     for g in selected {
         if !keys.iter().any(|k| k.id == g.key_id) {
             let mut refused = g.clone();
-            refused.problem = Some(format!(
+            refused.problem = Some(GroupProblem::Refused(format!(
                 "profile {} holds key {}, which is not a key of user {user}; it is left alone \
                  (name a profile that holds {user}'s key, or a new profile name)",
                 g.holders.join(", "),
                 mask_key_id(&g.key_id)
-            ));
+            )));
             groups.push(refused);
         }
     }

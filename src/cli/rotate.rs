@@ -14,11 +14,12 @@ use crate::aws::Signer;
 use crate::aws::{Connector, Credentials};
 use crate::error::{Error, Outcome};
 use crate::inventory::Destination;
-use crate::inventory::{self, InspectError, KeyGroup};
+use crate::inventory::{self, KeyGroup};
 use crate::profiles::{KeyEdit, ProfileFiles, SaveOptions};
 use crate::rotation::exec::{Cleanup, Failure, Job};
 use crate::rotation::journal::JournalStore;
-use crate::rotation::plan::{self, Decision, KeyPlan, PlanOptions};
+use crate::rotation::plan::{KeyPlan, PlanOptions};
+use crate::rotation::preflight::{self, AuthCaller, Caller, PreflightError, Refused, Verdict};
 use crate::rotation::recover::{Mode, Recovered};
 use crate::rotation::{Engine, ExecOptions, KeyOutcome};
 use crate::secret::mask_key_id;
@@ -296,7 +297,11 @@ async fn rotate<C: Connector>(
     for e in inventory.entries.iter().filter(|e| e.chain_error.is_some()) {
         skipped.push(Skipped {
             profile: e.name.clone(),
-            reason: e.chain_error.clone().unwrap_or_default(),
+            reason: e
+                .chain_error
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         });
     }
     for e in inventory.entries.iter().filter(|e| e.depends_on.is_some()) {
@@ -382,16 +387,23 @@ async fn rotate<C: Connector>(
                 }
                 match session {
                     Ok(session) => {
-                        preflight(
+                        let caller = Caller {
+                            session: session.as_ref(),
+                            auth: auth.map(|a| AuthCaller {
+                                credentials: &a.target.credentials,
+                                user_name: args.user_name.as_deref(),
+                            }),
+                        };
+                        let verdict = preflight::check(
                             engine.connector,
                             files,
                             group,
-                            session.as_ref(),
-                            auth.map(|a| (a, args.user_name.as_deref())),
+                            caller,
                             plan_options,
                             now,
                         )
-                        .await
+                        .await;
+                        in_words(verdict, group, auth, now)
                     }
                     Err(message) => Preflight::Failed {
                         message: message.clone(),
@@ -645,109 +657,6 @@ async fn mfa_session<C: Connector>(
     }
 }
 
-async fn preflight<C: Connector>(
-    connector: &C,
-    files: &RefCell<ProfileFiles>,
-    group: &KeyGroup,
-    session: Option<&Credentials>,
-    auth: Option<(&AuthProfile, Option<&str>)>,
-    options: &PlanOptions,
-    now: Timestamp,
-) -> Preflight {
-    if let Some(problem) = &group.problem {
-        return Preflight::Failed {
-            message: problem.clone(),
-            error: None,
-        };
-    }
-    for holder in &group.holders {
-        if let Err(e) = files.borrow().check_editable(holder) {
-            return Preflight::Failed {
-                message: e.to_string(),
-                error: None,
-            };
-        }
-    }
-    let client = connector.connect(&match session {
-        Some(session) => group.target.with_credentials(session.clone()),
-        None => group.target.clone(),
-    });
-    let inspected = match auth {
-        Some((_, Some(user))) if group.destination != Destination::Holders => {
-            inventory::inspect_user(&client, user).await
-        }
-        Some((_, user)) => {
-            let own = connector.connect(&group.target);
-            inventory::inspect_as(&own, &client, &group.key_id, user).await
-        }
-        None => inventory::inspect(&client, &group.key_id).await,
-    };
-    let facts = match inspected {
-        Ok(facts) => facts,
-        Err(InspectError::Aws(e)) => {
-            let cx = advice::Context {
-                profiles: &group.holders,
-                key_id: &group.key_id,
-                region: &group.target.region,
-                signer: Signer::of(session.is_some() && auth.is_none(), Signer::OldKey),
-            };
-            // With --auth-profile only GetCallerIdentity (for a local key) uses the key itself.
-            let message = match auth {
-                Some((a, _))
-                    if e.action != crate::aws::Action::GetCallerIdentity
-                        || group.destination != Destination::Holders =>
-                {
-                    let signer = Signer::of(
-                        session.is_some_and(|s| *s != a.target.credentials),
-                        Signer::OldKey,
-                    );
-                    a.explain(&e, signer)
-                }
-                _ => advice::explain(&e, &cx),
-            };
-            return Preflight::Failed {
-                error: Some(ErrorJson::from_aws(&e, message.clone())),
-                message,
-            };
-        }
-        Err(e) => {
-            return Preflight::Failed {
-                message: e.to_string(),
-                error: None,
-            };
-        }
-    };
-    let held_by = |id: &str| files.borrow().holder_names(id);
-    match plan::decide(&facts, &group.key_id, &held_by, options, now) {
-        Decision::Rotate(plan) => {
-            if let Err(e) = files.borrow().check_writable() {
-                return Preflight::Failed {
-                    message: e.to_string(),
-                    error: None,
-                };
-            }
-            if group.destination == Destination::Holders
-                && let Err(message) = every_place_covered(&files.borrow(), &group.key_id)
-            {
-                return Preflight::Refused {
-                    user: facts.user,
-                    message,
-                };
-            }
-            let age_days = plan.old_created.map(|c| crate::time::age_days(now, c));
-            Preflight::Ready { plan, age_days }
-        }
-        Decision::NotDue { age_days } => Preflight::NotDue {
-            user: facts.user,
-            age_days,
-        },
-        Decision::Refuse(refusal) => Preflight::Refused {
-            user: facts.user,
-            message: advice::refusal(&refusal, now),
-        },
-    }
-}
-
 /// Why a key is not rotated when its journal could not be used or finished.
 fn text_of_pending(entry: &crate::rotation::journal::Entry) -> String {
     format!(
@@ -757,22 +666,65 @@ fn text_of_pending(entry: &crate::rotation::journal::Entry) -> String {
     )
 }
 
-/// Refused before any key is made when a line the edit would not rewrite holds the key.
-fn every_place_covered(files: &ProfileFiles, key_id: &str) -> Result<(), String> {
-    let left = plan::uncovered_places(files, key_id).map_err(|e| e.to_string())?;
-    if left.is_empty() {
-        return Ok(());
+/// A preflight verdict with its refusal or failure put in words.
+fn in_words(
+    verdict: Verdict,
+    group: &KeyGroup,
+    auth: Option<&AuthProfile>,
+    now: Timestamp,
+) -> Preflight {
+    match verdict {
+        Verdict::Ready { plan, age_days } => Preflight::Ready { plan, age_days },
+        Verdict::NotDue { user, age_days } => Preflight::NotDue { user, age_days },
+        Verdict::Refused {
+            user,
+            why: Refused::Plan(refusal),
+        } => Preflight::Refused {
+            user,
+            message: advice::refusal(&refusal, now),
+        },
+        Verdict::Refused {
+            user,
+            why: Refused::Uncovered(places),
+        } => Preflight::Refused {
+            user,
+            message: advice::uncovered(&places),
+        },
+        Verdict::Failed(e) => {
+            let (message, error) = failure_words(&e, group, auth);
+            Preflight::Failed { message, error }
+        }
     }
-    Err(format!(
-        "{} also hold{} this key, in a section the AWS SDKs ignore but the AWS CLI reads (a name with a space, or \
-         `[profile NAME]` in the credentials file); iam-keys does not rotate a key it cannot replace everywhere. \
-         Rename the section (`[NAME]` in the credentials file) or remove the line, then run again; nothing was changed",
-        left.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        if left.len() == 1 { "s" } else { "" }
-    ))
+}
+
+/// The words of a preflight that failed: `(message, JSON error)`.
+fn failure_words(
+    failure: &PreflightError,
+    group: &KeyGroup,
+    auth: Option<&AuthProfile>,
+) -> (String, Option<ErrorJson>) {
+    match failure {
+        PreflightError::Aws {
+            error,
+            signer,
+            by_auth,
+        } => {
+            let message = match auth {
+                Some(a) if *by_auth => a.explain(error, *signer),
+                _ => advice::explain(
+                    error,
+                    &advice::Context {
+                        profiles: &group.holders,
+                        key_id: &group.key_id,
+                        region: &group.target.region,
+                        signer: *signer,
+                    },
+                ),
+            };
+            (message.clone(), Some(ErrorJson::from_aws(error, message)))
+        }
+        other => (other.to_string(), None),
+    }
 }
 
 /// The file lines a rotation of the group's key changes, described without secrets.

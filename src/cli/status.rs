@@ -195,7 +195,7 @@ fn build_report(
         let mut error = entry
             .chain_error
             .as_ref()
-            .map(|e| ErrorJson::other("SourceProfile", e.clone()));
+            .map(|e| ErrorJson::other("SourceProfile", e.to_string()));
         if let Some(i) = group_index {
             let group = &inventory.groups[i];
             let first_time = !counted.contains(&group.key_id.as_str());
@@ -203,7 +203,9 @@ fn build_report(
                 counted.push(&group.key_id);
             }
             match (&group.problem, &results[i]) {
-                (Some(problem), _) => error = Some(ErrorJson::other("Conflict", problem.clone())),
+                (Some(problem), _) => {
+                    error = Some(ErrorJson::other("Conflict", problem.to_string()))
+                }
                 (None, Some(Ok(facts))) => {
                     let status = key_status(group, facts, files, threshold, now);
                     if status.due == Some(true) && first_time {

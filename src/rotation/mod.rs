@@ -11,6 +11,7 @@
 pub mod exec;
 pub mod journal;
 pub mod plan;
+pub mod preflight;
 pub mod recover;
 
 pub use exec::{Engine, ExecOptions, KeyOutcome, Step};

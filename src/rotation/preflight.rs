@@ -51,7 +51,7 @@ pub enum Verdict {
 #[derive(Debug)]
 pub enum Refused {
     /// The plan refused it (two Active keys, an Inactive second key, a key not Active).
-    Plan(Refusal),
+    Plan(Box<Refusal>),
     /// Lines the edit would not rewrite also hold the key (see [`plan::uncovered_places`]).
     Uncovered(Vec<Mention>),
 }
@@ -176,7 +176,7 @@ async fn inspect<C: Connector>(
             },
             Decision::Refuse(refusal) => Verdict::Refused {
                 user: facts.user,
-                why: Refused::Plan(refusal),
+                why: Refused::Plan(Box::new(refusal)),
             },
         },
     )
@@ -303,16 +303,16 @@ mod tests {
         let w = world(|_| String::new());
         w.iam.add_key("alice", now(), KeyStatus::Active);
         let verdict = check_world(&w, &PlanOptions::default());
-        assert!(
-            matches!(
-                verdict,
-                Verdict::Refused {
-                    why: Refused::Plan(Refusal::TwoActiveKeys { .. }),
-                    ..
-                }
+        match verdict {
+            Verdict::Refused {
+                why: Refused::Plan(refusal),
+                ..
+            } => assert!(
+                matches!(*refusal, Refusal::TwoActiveKeys { .. }),
+                "{refusal:?}"
             ),
-            "{verdict:?}"
-        );
+            other => panic!("expected two Active keys, got {other:?}"),
+        }
     }
 
     #[test]

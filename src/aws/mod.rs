@@ -14,11 +14,12 @@ pub mod account;
 pub mod error;
 #[cfg(test)]
 pub mod fake;
-#[cfg(test)]
-pub mod fake_account;
 pub mod sdk;
 
 pub use error::{Action, AwsError, ErrorKind};
+/// The fake account keeps its old path.
+#[cfg(test)]
+pub use fake::account as fake_account;
 
 use crate::secret::Secret;
 use jiff::Timestamp;
@@ -206,6 +207,28 @@ pub struct LastUsed {
     pub service: Option<String>,
     pub region: Option<String>,
 }
+
+/// What a call's log line (and the fake's record of calls) takes from its answer: the key it
+/// created, which only CreateAccessKey's answer names.
+pub(crate) trait Answer {
+    fn created_key(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Answer for NewAccessKey {
+    fn created_key(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+}
+
+impl<T> Answer for Vec<T> {}
+impl<T> Answer for Option<T> {}
+impl Answer for () {}
+impl Answer for String {}
+impl Answer for CallerIdentity {}
+impl Answer for LastUsed {}
+impl Answer for Credentials {}
 
 /// One entry of ListMFADevices.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -328,39 +328,21 @@ where
 {
     match &err {
         SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status().as_u16();
             let service_err = ctx.err();
             let (mut code, mut message) = (
                 service_err.code().map(str::to_string),
                 service_err.message().map(str::to_string),
             );
             if code.is_none() {
-                let (body_code, body_message) = ctx
-                    .raw()
-                    .body()
-                    .bytes()
-                    .map(error_from_xml)
-                    .unwrap_or_default();
+                let (body_code, body_message) = error_from_body(ctx.raw());
                 code = body_code;
                 message = message.or(body_message);
             }
-            AwsError {
-                action,
-                kind: classify(code.as_deref(), Some(status)),
-                code,
-                message,
-                http_status: Some(status),
-                endpoint: None,
-            }
+            answered(action, ctx.raw(), code, message)
         }
         SdkError::ResponseError(ctx) => {
-            let status = ctx.raw().status().as_u16();
-            let (code, body_message) = if status >= 400 {
-                ctx.raw()
-                    .body()
-                    .bytes()
-                    .map(error_from_xml)
-                    .unwrap_or_default()
+            let (code, body_message) = if ctx.raw().status().as_u16() >= 400 {
+                error_from_body(ctx.raw())
             } else {
                 (None, None)
             };
@@ -370,14 +352,7 @@ where
                     chain(StdError::source(&err))
                 ))
             });
-            AwsError {
-                action,
-                kind: classify(code.as_deref(), Some(status)),
-                code,
-                message,
-                http_status: Some(status),
-                endpoint: Some(endpoint.to_string()),
-            }
+            answered(action, ctx.raw(), code, message).with_endpoint(endpoint)
         }
         SdkError::DispatchFailure(ctx) => {
             let kind = match ctx.as_connector_error() {
@@ -409,6 +384,29 @@ where
             AwsError::new(action, ErrorKind::Other).with_message(message)
         }
     }
+}
+
+/// A call that got an error answer: AWS's code and message, and the HTTP status.
+fn answered(
+    action: Action,
+    raw: &HttpResponse,
+    code: Option<String>,
+    message: Option<String>,
+) -> AwsError {
+    let status = raw.status().as_u16();
+    AwsError {
+        action,
+        kind: classify(code.as_deref(), Some(status)),
+        code,
+        message,
+        http_status: Some(status),
+        endpoint: None,
+    }
+}
+
+/// The code and message of an answer's XML body (see [`error_from_xml`]).
+fn error_from_body(raw: &HttpResponse) -> (Option<String>, Option<String>) {
+    raw.body().bytes().map(error_from_xml).unwrap_or_default()
 }
 
 /// A call that got no answer: the endpoint, and what went wrong when there is a detail.

@@ -2,13 +2,16 @@
 //!
 //! The rest of the program sees AWS through two small traits in our own verbs:
 //! [`Connector`] binds explicit credentials (never the ambient credential chain) and an
-//! endpoint to a client, and [`Iam`] is what such a client can do. [`sdk`] implements them
-//! with the official SDK; `fake` (test builds only) is an in-memory IAM with scripted faults for unit tests.
-//! SDK errors become [`AwsError`] with a typed [`ErrorKind`], the AWS error code and message.
+//! endpoint to a client, and [`Iam`] is what such a client can do; [`account::AccountIam`]
+//! is the same for the account-wide calls of the audit and `policy --apply`. [`sdk`]
+//! implements them with the official SDK (connector, client, CA bundle, endpoints); `fake`
+//! (test builds only) is an in-memory IAM with scripted faults for unit tests (state, rules,
+//! client, account). SDK errors become [`AwsError`] with a typed [`ErrorKind`], the AWS error
+//! code and message ([`error`]).
 //!
 //! Must not: read profile files or the environment (callers pass a resolved [`Target`]),
-//! print anything, or decide what an error means for the user (the rotation and CLI layers
-//! turn an [`AwsError`] into advice).
+//! print anything, or decide what an error means for the user (only the CLI turns an
+//! [`AwsError`] into advice).
 
 pub mod account;
 pub mod error;

@@ -3,6 +3,22 @@
 
 use super::*;
 
+/// A client of a server that answers every request with 503 ServiceUnavailable.
+fn unavailable() -> (Capture, SdkClient) {
+    let capture = Capture::new(|_| {
+        (
+            503,
+            "<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>Service is unable to handle request.\
+                 </Message></Error></ErrorResponse>"
+                .to_string(),
+        )
+    });
+    let client = capture
+        .connector(test_settings())
+        .connect(&target("us-east-1", None));
+    (capture, client)
+}
+
 #[tokio::test]
 async fn motos_auth_errors_are_auth_failures() {
     // What moto 5.2.5 answers with auth checking on (moto.md section 3).
@@ -65,17 +81,7 @@ async fn aws_errors_keep_their_code_and_message() {
 
 #[tokio::test]
 async fn server_errors_are_retried_max_attempts_times() {
-    let capture = Capture::new(|_| {
-        (
-            503,
-            "<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>Service is unable to handle request.\
-                 </Message></Error></ErrorResponse>"
-                .to_string(),
-        )
-    });
-    let client = capture
-        .connector(test_settings())
-        .connect(&target("us-east-1", None));
+    let (capture, client) = unavailable();
     let e = client.delete_access_key("alice", KEY_ID).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
     assert_eq!(capture.seen().len(), 3);
@@ -85,17 +91,7 @@ async fn server_errors_are_retried_max_attempts_times() {
 /// and the first key was orphaned. It gets one attempt; the others keep their retries.
 #[tokio::test]
 async fn create_access_key_is_sent_once_and_every_other_call_is_retried() {
-    let capture = Capture::new(|_| {
-        (
-            503,
-            "<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>Service is unable to handle request.\
-                 </Message></Error></ErrorResponse>"
-                .to_string(),
-        )
-    });
-    let client = capture
-        .connector(test_settings())
-        .connect(&target("us-east-1", None));
+    let (capture, client) = unavailable();
     let e = client.create_access_key("alice").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
     assert!(e.kind.may_have_taken_effect());

@@ -1,5 +1,5 @@
+// Over 500 lines: one self-test per behaviour the fake promises, each a story read whole.
 //! Self-tests of the fake: that it behaves as IAM does, one test per promise of its docs.
-//! (Over 500 lines: one test per behaviour, each a story of calls that reads best whole.)
 
 use super::*;
 use crate::aws::{Action, Connector, ErrorKind, Iam, KeyStatus, LastUsed};

@@ -1,3 +1,4 @@
+// Over 500 lines: 21 operations, each its own SDK request builder; what they share is in `client`.
 //! [`AccountIam`] on the official SDK: IAM, STS and Organizations clients bound to one set of
 //! credentials, built by [`SdkConnector::connect_account`] exactly as
 //! [`Connector::connect`] builds the key clients (explicit

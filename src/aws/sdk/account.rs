@@ -6,7 +6,7 @@
 //!
 //! Every list follows its marker (`NextToken` for Organizations) to the last page, up to
 //! [`MAX_ACCOUNT_PAGES`]. Every call goes through the key client's one timed wrapper
-//! ([`SdkClient::timed`]), so it logs the same `debug!` line as the key calls.
+//! (`SdkClient::timed`), so it logs the same `debug!` line as the key calls.
 //!
 //! Must not: retry beyond the SDK's standard retries (in particular never re-send a create:
 //! see [`AccountIam`]), print, or log a secret.

@@ -77,7 +77,7 @@ impl Error {
     /// The message with its chain of causes, one per line, as printed on stderr.
     pub fn report(&self) -> String {
         let mut out = format!("error: {self}");
-        for cause in crate::cli::words::causes(self).skip(1) {
+        for cause in crate::aws::error::causes(self).skip(1) {
             out.push_str(&format!("\n  caused by: {cause}"));
         }
         out

@@ -316,7 +316,7 @@ mod tests {
     use crate::aws::ErrorKind;
     use crate::aws::KeyStatus;
     use crate::aws::account::AccountAction;
-    use crate::aws::fake_account::{FakeAccount, FakeUser, fake_key};
+    use crate::aws::fake::account::{FakeAccount, FakeUser, fake_key};
     use crate::policy::Partition;
 
     fn run<F: std::future::Future>(f: F) -> F::Output {

@@ -401,7 +401,7 @@ mod tests {
     use super::*;
     use crate::audit::{Finding, Thresholds, evaluate};
     use crate::aws::account::AccountAction;
-    use crate::aws::fake_account::{FakeAccount, FakeUser, fake_key};
+    use crate::aws::fake::account::{FakeAccount, FakeUser, fake_key};
     use crate::aws::{ErrorKind, KeyStatus};
 
     fn now() -> Timestamp {

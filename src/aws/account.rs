@@ -1,7 +1,7 @@
 //! The account-wide IAM, Organizations and STS calls of `iam-keys audit` and
 //! `iam-keys policy --apply`, in our own verbs: the [`AccountIam`] trait and its types.
 //!
-//! [`super::sdk::account`] implements it on the SDK; `fake_account` (test builds only) is an
+//! [`super::sdk::account`] implements it on the SDK; `fake::account` (test builds only) is an
 //! in-memory account for unit tests, with pages of any size so pagination is tested (moto never
 //! truncates a list).
 //!

@@ -328,39 +328,21 @@ where
 {
     match &err {
         SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status().as_u16();
             let service_err = ctx.err();
             let (mut code, mut message) = (
                 service_err.code().map(str::to_string),
                 service_err.message().map(str::to_string),
             );
             if code.is_none() {
-                let (body_code, body_message) = ctx
-                    .raw()
-                    .body()
-                    .bytes()
-                    .map(error_from_xml)
-                    .unwrap_or_default();
+                let (body_code, body_message) = error_from_body(ctx.raw());
                 code = body_code;
                 message = message.or(body_message);
             }
-            AwsError {
-                action,
-                kind: classify(code.as_deref(), Some(status)),
-                code,
-                message,
-                http_status: Some(status),
-                endpoint: None,
-            }
+            answered(action, ctx.raw(), code, message)
         }
         SdkError::ResponseError(ctx) => {
-            let status = ctx.raw().status().as_u16();
-            let (code, body_message) = if status >= 400 {
-                ctx.raw()
-                    .body()
-                    .bytes()
-                    .map(error_from_xml)
-                    .unwrap_or_default()
+            let (code, body_message) = if ctx.raw().status().as_u16() >= 400 {
+                error_from_body(ctx.raw())
             } else {
                 (None, None)
             };
@@ -370,14 +352,7 @@ where
                     chain(StdError::source(&err))
                 ))
             });
-            AwsError {
-                action,
-                kind: classify(code.as_deref(), Some(status)),
-                code,
-                message,
-                http_status: Some(status),
-                endpoint: Some(endpoint.to_string()),
-            }
+            answered(action, ctx.raw(), code, message).with_endpoint(endpoint)
         }
         SdkError::DispatchFailure(ctx) => {
             let kind = match ctx.as_connector_error() {
@@ -390,20 +365,14 @@ where
                 Some(c) => chain(StdError::source(c)),
                 None => chain(StdError::source(&err)),
             };
-            let mut e = AwsError::new(action, kind).with_endpoint(endpoint);
-            if !detail.is_empty() {
-                e = e.with_message(detail);
-            }
-            e
+            no_answer(action, kind, detail, endpoint)
         }
-        SdkError::TimeoutError(_) => {
-            let detail = chain(StdError::source(&err));
-            let mut e = AwsError::new(action, ErrorKind::Timeout).with_endpoint(endpoint);
-            if !detail.is_empty() {
-                e = e.with_message(detail);
-            }
-            e
-        }
+        SdkError::TimeoutError(_) => no_answer(
+            action,
+            ErrorKind::Timeout,
+            chain(StdError::source(&err)),
+            endpoint,
+        ),
         // ConstructionFailure, and any variant a later SDK adds.
         _ => {
             let detail = chain(StdError::source(&err));
@@ -417,16 +386,52 @@ where
     }
 }
 
+/// A call that got an error answer: AWS's code and message, and the HTTP status.
+fn answered(
+    action: Action,
+    raw: &HttpResponse,
+    code: Option<String>,
+    message: Option<String>,
+) -> AwsError {
+    let status = raw.status().as_u16();
+    AwsError {
+        action,
+        kind: classify(code.as_deref(), Some(status)),
+        code,
+        message,
+        http_status: Some(status),
+        endpoint: None,
+    }
+}
+
+/// The code and message of an answer's XML body (see [`error_from_xml`]).
+fn error_from_body(raw: &HttpResponse) -> (Option<String>, Option<String>) {
+    raw.body().bytes().map(error_from_xml).unwrap_or_default()
+}
+
+/// A call that got no answer: the endpoint, and what went wrong when there is a detail.
+fn no_answer(action: Action, kind: ErrorKind, detail: String, endpoint: &str) -> AwsError {
+    let e = AwsError::new(action, kind).with_endpoint(endpoint);
+    if detail.is_empty() {
+        e
+    } else {
+        e.with_message(detail)
+    }
+}
+
+/// `error`, then its source, then that one's source, and so on: the one way the crate walks
+/// an error's causes.
+pub fn causes<'a>(error: &'a (dyn StdError + 'a)) -> impl Iterator<Item = &'a (dyn StdError + 'a)> {
+    std::iter::successors(Some(error), |&e| e.source().map(|s| s as &dyn StdError))
+}
+
 /// An error and its causes, joined with ": ", each message once.
 fn chain(first: Option<&(dyn StdError + 'static)>) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut next = first;
-    while let Some(e) = next {
-        let text = e.to_string();
+    for text in first.into_iter().flat_map(causes).map(ToString::to_string) {
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        next = e.source();
     }
     parts.join(": ")
 }
@@ -468,377 +473,4 @@ fn unescape_xml(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
-    use aws_smithy_runtime_api::client::result::ConnectorError;
-    use aws_smithy_runtime_api::http::StatusCode;
-    use aws_smithy_types::body::SdkBody;
-    use aws_smithy_types::error::ErrorMetadata;
-
-    const ENDPOINT: &str = "https://sts.eu-west-1.amazonaws.com";
-
-    #[test]
-    fn codes_map_to_kinds() {
-        let table: &[(&str, u16, ErrorKind)] = &[
-            ("InvalidClientTokenId", 403, ErrorKind::InvalidClientTokenId),
-            (
-                "SignatureDoesNotMatch",
-                403,
-                ErrorKind::SignatureDoesNotMatch,
-            ),
-            ("ExpiredToken", 400, ErrorKind::ExpiredToken),
-            ("ExpiredTokenException", 400, ErrorKind::ExpiredToken),
-            ("AccessDenied", 403, ErrorKind::AccessDenied),
-            ("AccessDeniedException", 400, ErrorKind::AccessDenied),
-            ("LimitExceeded", 409, ErrorKind::LimitExceeded),
-            ("NoSuchEntity", 404, ErrorKind::NoSuchEntity),
-            ("Throttling", 400, ErrorKind::Throttling),
-            ("ThrottlingException", 400, ErrorKind::Throttling),
-            ("RequestLimitExceeded", 503, ErrorKind::Throttling),
-            ("TooManyRequestsException", 429, ErrorKind::Throttling),
-            ("ServiceUnavailable", 503, ErrorKind::ServiceUnavailable),
-            ("InternalFailure", 500, ErrorKind::ServiceUnavailable),
-            ("ServiceFailure", 500, ErrorKind::ServiceUnavailable),
-            ("SomethingNew", 502, ErrorKind::ServiceUnavailable),
-            ("SomethingNew", 400, ErrorKind::Other),
-            ("EntityTemporarilyUnmodifiable", 409, ErrorKind::Other),
-            ("OptInRequired", 403, ErrorKind::Other),
-        ];
-        for &(code, status, kind) in table {
-            assert_eq!(
-                classify(Some(code), Some(status)),
-                kind,
-                "{code} / {status}"
-            );
-            // The code alone decides, whatever the status (5xx aside).
-            if status < 500 && kind != ErrorKind::Other {
-                assert_eq!(classify(Some(code), None), kind, "{code} without a status");
-            }
-        }
-    }
-
-    #[test]
-    fn statuses_without_a_code_map_to_kinds() {
-        assert_eq!(classify(None, Some(403)), ErrorKind::AuthFailure);
-        assert_eq!(classify(None, Some(401)), ErrorKind::AuthFailure);
-        assert_eq!(classify(None, Some(429)), ErrorKind::Throttling);
-        for status in [500, 502, 503, 504] {
-            assert_eq!(classify(None, Some(status)), ErrorKind::ServiceUnavailable);
-        }
-        assert_eq!(classify(None, Some(404)), ErrorKind::Other);
-        assert_eq!(classify(None, Some(400)), ErrorKind::Other);
-        assert_eq!(classify(None, None), ErrorKind::Other);
-    }
-
-    #[test]
-    fn auth_and_transient_groups() {
-        for kind in [
-            ErrorKind::InvalidClientTokenId,
-            ErrorKind::SignatureDoesNotMatch,
-            ErrorKind::ExpiredToken,
-            ErrorKind::AuthFailure,
-        ] {
-            assert!(kind.is_auth_failure() && !kind.is_transient(), "{kind:?}");
-        }
-        for kind in [
-            ErrorKind::Throttling,
-            ErrorKind::ServiceUnavailable,
-            ErrorKind::Network,
-            ErrorKind::Timeout,
-        ] {
-            assert!(kind.is_transient() && !kind.is_auth_failure(), "{kind:?}");
-        }
-        for kind in [
-            ErrorKind::AccessDenied,
-            ErrorKind::LimitExceeded,
-            ErrorKind::NoSuchEntity,
-            ErrorKind::Other,
-        ] {
-            assert!(!kind.is_transient() && !kind.is_auth_failure(), "{kind:?}");
-        }
-    }
-
-    fn response(status: u16, body: &str) -> HttpResponse {
-        HttpResponse::new(
-            StatusCode::try_from(status).unwrap(),
-            SdkBody::from(body.to_string()),
-        )
-    }
-
-    fn service_error(
-        code: Option<&str>,
-        message: Option<&str>,
-        status: u16,
-        body: &str,
-    ) -> SdkError<GetCallerIdentityError, HttpResponse> {
-        let mut meta = ErrorMetadata::builder();
-        if let Some(code) = code {
-            meta = meta.code(code);
-        }
-        if let Some(message) = message {
-            meta = meta.message(message);
-        }
-        SdkError::service_error(
-            GetCallerIdentityError::generic(meta.build()),
-            response(status, body),
-        )
-    }
-
-    #[test]
-    fn service_errors_keep_code_message_and_status() {
-        let e = from_sdk(
-            Action::GetCallerIdentity,
-            service_error(
-                Some("InvalidClientTokenId"),
-                Some("The security token included in the request is invalid."),
-                403,
-                "",
-            ),
-            ENDPOINT,
-        );
-        assert_eq!(e.kind, ErrorKind::InvalidClientTokenId);
-        assert_eq!(e.code.as_deref(), Some("InvalidClientTokenId"));
-        assert_eq!(e.http_status, Some(403));
-        assert_eq!(e.endpoint, None);
-        assert_eq!(
-            e.to_string(),
-            "GetCallerIdentity failed: InvalidClientTokenId: The security token included in the request is invalid. \
-             (HTTP 403)"
-        );
-    }
-
-    #[test]
-    fn a_403_without_a_code_is_an_auth_failure() {
-        let e = from_sdk(
-            Action::ListAccessKeys,
-            service_error(None, None, 403, ""),
-            ENDPOINT,
-        );
-        assert_eq!(e.kind, ErrorKind::AuthFailure);
-        assert!(e.kind.is_auth_failure());
-        assert_eq!(
-            e.to_string(),
-            "ListAccessKeys failed: the request was not authenticated (HTTP 403, no error code)"
-        );
-    }
-
-    #[test]
-    fn motos_nested_error_envelope_is_read_from_the_body() {
-        // moto 5.2.5 with auth checking on: <Errors> between <ErrorResponse> and <Error>.
-        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
-<ErrorResponse>
-  <Errors>
-    <Error>
-      <Code>SignatureDoesNotMatch</Code>
-      <Message>The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key &amp; signing method.</Message>
-    </Error>
-  </Errors>
-</ErrorResponse>"#;
-        let e = from_sdk(
-            Action::GetCallerIdentity,
-            service_error(None, None, 403, body),
-            ENDPOINT,
-        );
-        assert_eq!(e.kind, ErrorKind::SignatureDoesNotMatch);
-        assert_eq!(e.code.as_deref(), Some("SignatureDoesNotMatch"));
-        assert!(
-            e.message
-                .as_deref()
-                .unwrap()
-                .contains("Secret Access Key & signing method.")
-        );
-        let e = from_sdk(
-            Action::GetCallerIdentity,
-            service_error(
-                None,
-                None,
-                403,
-                "<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></Errors></ErrorResponse>",
-            ),
-            ENDPOINT,
-        );
-        assert_eq!(e.kind, ErrorKind::InvalidClientTokenId);
-        // A body that is not XML changes nothing.
-        let e = from_sdk(
-            Action::GetCallerIdentity,
-            service_error(None, None, 403, "<html>nope"),
-            ENDPOINT,
-        );
-        assert_eq!((e.kind, e.code), (ErrorKind::AuthFailure, None));
-    }
-
-    #[test]
-    fn server_errors_and_throttling_from_the_service() {
-        let e = from_sdk(
-            Action::DeleteAccessKey,
-            service_error(Some("ServiceFailure"), None, 500, ""),
-            ENDPOINT,
-        );
-        assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
-        assert!(e.kind.is_transient());
-        let e = from_sdk(
-            Action::DeleteAccessKey,
-            service_error(None, None, 503, ""),
-            ENDPOINT,
-        );
-        assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
-        assert_eq!(
-            e.to_string(),
-            "DeleteAccessKey failed: ServiceUnavailable (HTTP 503)"
-        );
-        let e = from_sdk(
-            Action::DeleteAccessKey,
-            service_error(Some("Throttling"), Some("Rate exceeded"), 400, ""),
-            ENDPOINT,
-        );
-        assert_eq!(e.kind, ErrorKind::Throttling);
-        assert_eq!(
-            e.to_string(),
-            "DeleteAccessKey failed: Throttling: Rate exceeded (HTTP 400)"
-        );
-    }
-
-    #[test]
-    fn connection_failures_are_network_errors_naming_the_endpoint() {
-        let io = std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused (os error 111)",
-        );
-        let err: SdkError<GetCallerIdentityError, HttpResponse> =
-            SdkError::dispatch_failure(ConnectorError::io(Box::new(io)));
-        let e = from_sdk(Action::GetCallerIdentity, err, ENDPOINT);
-        assert_eq!(e.kind, ErrorKind::Network);
-        assert_eq!(e.endpoint.as_deref(), Some(ENDPOINT));
-        assert_eq!(
-            e.to_string(),
-            "GetCallerIdentity failed: Connection refused (os error 111) [https://sts.eu-west-1.amazonaws.com]"
-        );
-        let other: SdkError<GetCallerIdentityError, HttpResponse> =
-            SdkError::dispatch_failure(ConnectorError::other("tls handshake eof".into(), None));
-        assert_eq!(
-            from_sdk(Action::GetCallerIdentity, other, ENDPOINT).kind,
-            ErrorKind::Network
-        );
-        let user: SdkError<GetCallerIdentityError, HttpResponse> =
-            SdkError::dispatch_failure(ConnectorError::user("invalid header".into()));
-        assert_eq!(
-            from_sdk(Action::GetCallerIdentity, user, ENDPOINT).kind,
-            ErrorKind::Other
-        );
-    }
-
-    #[test]
-    fn timeouts_name_the_endpoint() {
-        let err: SdkError<GetCallerIdentityError, HttpResponse> = SdkError::dispatch_failure(
-            ConnectorError::timeout("HTTP connect timeout occurred after 3.1s".into()),
-        );
-        let e = from_sdk(Action::GetCallerIdentity, err, ENDPOINT);
-        assert_eq!(e.kind, ErrorKind::Timeout);
-        assert_eq!(
-            e.to_string(),
-            "GetCallerIdentity failed: HTTP connect timeout occurred after 3.1s [https://sts.eu-west-1.amazonaws.com]"
-        );
-        let err: SdkError<GetCallerIdentityError, HttpResponse> = SdkError::timeout_error(
-            "operation timeout (all attempts including retries) occurred after 30s",
-        );
-        let e = from_sdk(Action::GetCallerIdentity, err, ENDPOINT);
-        assert_eq!(e.kind, ErrorKind::Timeout);
-        assert!(e.to_string().contains("occurred after 30s"), "{e}");
-        assert_eq!(e.endpoint.as_deref(), Some(ENDPOINT));
-    }
-
-    #[test]
-    fn unreadable_answers_and_unbuildable_requests() {
-        let err: SdkError<GetCallerIdentityError, HttpResponse> = SdkError::response_error(
-            "invalid XML: unexpected end",
-            response(200, "<GetCallerIdentityRe"),
-        );
-        let e = from_sdk(Action::GetCallerIdentity, err, ENDPOINT);
-        assert_eq!((e.kind, e.http_status), (ErrorKind::Other, Some(200)));
-        assert_eq!(
-            e.to_string(),
-            "GetCallerIdentity failed: the answer could not be read: invalid XML: unexpected end (HTTP 200) \
-             [https://sts.eu-west-1.amazonaws.com]"
-        );
-        let err: SdkError<GetCallerIdentityError, HttpResponse> =
-            SdkError::response_error("bad body", response(502, "<html>Bad Gateway</html>"));
-        assert_eq!(
-            from_sdk(Action::GetCallerIdentity, err, ENDPOINT).kind,
-            ErrorKind::ServiceUnavailable
-        );
-        let err: SdkError<GetCallerIdentityError, HttpResponse> =
-            SdkError::construction_failure("Invalid Configuration: Missing Region");
-        let e = from_sdk(Action::GetCallerIdentity, err, ENDPOINT);
-        assert_eq!(e.kind, ErrorKind::Other);
-        assert_eq!(
-            e.to_string(),
-            "GetCallerIdentity failed: the request could not be built: Invalid Configuration: Missing Region"
-        );
-    }
-
-    #[test]
-    fn display_is_never_a_bare_service_error() {
-        let kinds = [
-            ErrorKind::InvalidClientTokenId,
-            ErrorKind::SignatureDoesNotMatch,
-            ErrorKind::ExpiredToken,
-            ErrorKind::AuthFailure,
-            ErrorKind::AccessDenied,
-            ErrorKind::LimitExceeded,
-            ErrorKind::NoSuchEntity,
-            ErrorKind::Throttling,
-            ErrorKind::ServiceUnavailable,
-            ErrorKind::Network,
-            ErrorKind::Timeout,
-            ErrorKind::Other,
-        ];
-        for kind in kinds {
-            let bare = AwsError::new(Action::CreateAccessKey, kind);
-            let with_status = bare.clone().with_status(500);
-            for e in [bare, with_status] {
-                let text = e.to_string();
-                assert!(text.starts_with("CreateAccessKey failed: "), "{text}");
-                assert!(text.len() > "CreateAccessKey failed: ".len(), "{text}");
-                assert!(!text.to_lowercase().contains("service error"), "{text}");
-            }
-        }
-        let sdk = from_sdk(
-            Action::ListAccessKeys,
-            service_error(None, None, 400, ""),
-            ENDPOINT,
-        );
-        assert!(!sdk.to_string().contains("service error"), "{sdk}");
-    }
-
-    #[test]
-    fn explicit_denies_and_mfa_are_read_from_the_message() {
-        let explicit = AwsError::new(Action::CreateAccessKey, ErrorKind::AccessDenied).with_code("AccessDenied").with_message(
-            "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: iam:CreateAccessKey on \
-             resource: user alice with an explicit deny in an identity-based policy",
-        );
-        assert!(explicit.is_explicit_deny());
-        assert!(!explicit.mentions_mfa());
-        let implicit = AwsError::new(Action::CreateAccessKey, ErrorKind::AccessDenied).with_message(
-            "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: iam:CreateAccessKey on \
-             resource: user alice because no identity-based policy allows the iam:CreateAccessKey action",
-        );
-        assert!(!implicit.is_explicit_deny());
-        let named_policy = AwsError::new(Action::DeleteAccessKey, ErrorKind::AccessDenied).with_message(
-            "... with an explicit deny in an identity-based policy: arn:aws:iam::123456789012:policy/ForceMFA",
-        );
-        assert!(named_policy.is_explicit_deny() && named_policy.mentions_mfa());
-        let condition = AwsError::new(Action::DeleteAccessKey, ErrorKind::AccessDenied)
-            .with_message("denied: condition aws:MultiFactorAuthPresent is false");
-        assert!(condition.mentions_mfa());
-        let bad_code = AwsError::new(Action::GetSessionToken, ErrorKind::AccessDenied)
-            .with_message("MultiFactorAuthentication failed with invalid MFA one time pass code.");
-        assert!(bad_code.mentions_mfa() && !bad_code.is_explicit_deny());
-        let no_message = AwsError::new(Action::CreateAccessKey, ErrorKind::AccessDenied);
-        assert!(!no_message.mentions_mfa() && !no_message.is_explicit_deny());
-        // Only an AccessDenied is a deny.
-        let other =
-            AwsError::new(Action::CreateAccessKey, ErrorKind::Other).with_message("explicit deny");
-        assert!(!other.is_explicit_deny());
-    }
-}
+mod tests;

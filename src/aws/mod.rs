@@ -2,20 +2,21 @@
 //!
 //! The rest of the program sees AWS through two small traits in our own verbs:
 //! [`Connector`] binds explicit credentials (never the ambient credential chain) and an
-//! endpoint to a client, and [`Iam`] is what such a client can do. [`sdk`] implements them
-//! with the official SDK; `fake` (test builds only) is an in-memory IAM with scripted faults for unit tests.
-//! SDK errors become [`AwsError`] with a typed [`ErrorKind`], the AWS error code and message.
+//! endpoint to a client, and [`Iam`] is what such a client can do; [`account::AccountIam`]
+//! is the same for the account-wide calls of the audit and `policy --apply`. [`sdk`]
+//! implements them with the official SDK (connector, client, CA bundle, endpoints); `fake`
+//! (test builds only) is an in-memory IAM with scripted faults for unit tests (state, rules,
+//! client, account). SDK errors become [`AwsError`] with a typed [`ErrorKind`], the AWS error
+//! code and message ([`error`]).
 //!
 //! Must not: read profile files or the environment (callers pass a resolved [`Target`]),
-//! print anything, or decide what an error means for the user (the rotation and CLI layers
-//! turn an [`AwsError`] into advice).
+//! print anything, or decide what an error means for the user (only the CLI turns an
+//! [`AwsError`] into advice).
 
 pub mod account;
 pub mod error;
 #[cfg(test)]
 pub mod fake;
-#[cfg(test)]
-pub mod fake_account;
 pub mod sdk;
 mod signer;
 
@@ -218,6 +219,28 @@ pub struct LastUsed {
     pub service: Option<String>,
     pub region: Option<String>,
 }
+
+/// What a call's log line (and the fake's record of calls) takes from its answer: the key it
+/// created, which only CreateAccessKey's answer names.
+pub(crate) trait Answer {
+    fn created_key(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Answer for NewAccessKey {
+    fn created_key(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+}
+
+impl<T> Answer for Vec<T> {}
+impl<T> Answer for Option<T> {}
+impl Answer for () {}
+impl Answer for String {}
+impl Answer for CallerIdentity {}
+impl Answer for LastUsed {}
+impl Answer for Credentials {}
 
 /// One entry of ListMFADevices.
 #[derive(Clone, Debug, PartialEq, Eq)]

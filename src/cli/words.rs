@@ -74,7 +74,10 @@ fn write_with_causes(
     error: &(dyn std::error::Error + 'static),
 ) -> fmt::Result {
     write!(f, "{error}")?;
-    let rest: Vec<String> = causes(error).skip(1).map(|c| c.to_string()).collect();
+    let rest: Vec<String> = crate::aws::error::causes(error)
+        .skip(1)
+        .map(|c| c.to_string())
+        .collect();
     if !rest.is_empty() {
         write!(f, " (cause: {})", rest.join(": "))?;
     }
@@ -185,17 +188,10 @@ pub fn save_notes(outcome: &KeyOutcome) -> Vec<String> {
 
 /// `error: cause: cause`, on one line.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    causes(error)
+    crate::aws::error::causes(error)
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ")
-}
-
-/// `error` and each error that caused it, outermost first.
-pub fn causes<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
-    std::iter::successors(Some(error), |e| e.source())
 }
 
 /// What happened to the old key: `deactivated` or `deleted`.

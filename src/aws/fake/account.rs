@@ -5,11 +5,11 @@
 //!
 //! Must not: be used outside tests.
 
-use super::account::{
+use crate::aws::account::{
     AccountAction, AccountIam, CredentialReport, IamUser, ManagedPolicy, OrgAccount, PolicyVersion,
     ReportState,
 };
-use super::{
+use crate::aws::{
     AccessKeyMeta, Action, AwsError, CallerIdentity, Credentials, ErrorKind, KeyStatus, LastUsed,
 };
 use crate::secret::Secret;

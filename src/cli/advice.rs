@@ -153,7 +153,7 @@ pub fn refusal(refusal: &Refusal, now: Timestamp) -> String {
             age(this),
             mask_key_id(&other.id),
             age(other),
-            super::render::last_used_text(other_last_used.as_ref()),
+            super::words::last_used_text(other_last_used.as_ref()),
             if other_held_by.is_empty() {
                 "held by no profile here: another machine?".to_string()
             } else {
@@ -172,7 +172,7 @@ pub fn refusal(refusal: &Refusal, now: Timestamp) -> String {
             mask_key_id(&other.id),
             other.status,
             age(other),
-            super::render::last_used_text(other_last_used.as_ref()),
+            super::words::last_used_text(other_last_used.as_ref()),
         ),
         Refusal::KeyNotActive {
             user,

@@ -107,7 +107,7 @@ pub fn run(args: &PolicyArgs, settings: &Settings) -> Result<String, Error> {
     let partition = args.partition(settings);
     if args.audit {
         let doc = audit_policy(partition, args.role_name.as_deref());
-        return Ok(serde_json::to_string_pretty(&doc).expect("a JSON value serialises") + "\n");
+        return Ok(super::render::json(&doc));
     }
     let user = match args.users.as_slice() {
         [] => None,
@@ -126,5 +126,5 @@ pub fn run(args: &PolicyArgs, settings: &Settings) -> Result<String, Error> {
         with_password: args.with_password,
     };
     let doc = self_service_policy(&options).map_err(|e| Error::Usage(e.to_string()))?;
-    Ok(serde_json::to_string_pretty(&doc).expect("a JSON value serialises") + "\n")
+    Ok(super::render::json(&doc))
 }

@@ -4,7 +4,7 @@
 //!
 //! Must not: decide anything. Every function here only describes.
 
-use crate::aws::KeyStatus;
+use crate::aws::{KeyStatus, LastUsed};
 use crate::rotation::exec::{Cleanup, Failure, KeyOutcome, Step};
 use crate::rotation::plan::Retire;
 use crate::rotation::recover::RecoverError;
@@ -199,5 +199,42 @@ pub fn retire_word(r: Retire) -> &'static str {
     match r {
         Retire::Deactivate => "deactivated",
         Retire::Delete => "deleted",
+    }
+}
+
+/// When a key was last used: "2026-11-20 (sts, us-east-1)", "never" (IAM has no use on
+/// record), or "unknown" (no answer about it).
+pub fn last_used_text(u: Option<&LastUsed>) -> String {
+    match u {
+        None => "unknown".to_string(),
+        Some(LastUsed { date: None, .. }) => "never".to_string(),
+        Some(LastUsed {
+            date: Some(d),
+            service,
+            region,
+        }) => {
+            let day = d.strftime("%Y-%m-%d").to_string();
+            match (service, region) {
+                (Some(s), Some(r)) => format!("{day} ({s}, {r})"),
+                (Some(s), None) => format!("{day} ({s})"),
+                _ => day,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_use_reads_never_for_unused_keys() {
+        assert_eq!(last_used_text(Some(&LastUsed::default())), "never");
+        let used = LastUsed {
+            date: Some("2026-11-20T08:00:00Z".parse().unwrap()),
+            service: Some("sts".into()),
+            region: Some("us-east-1".into()),
+        };
+        assert_eq!(last_used_text(Some(&used)), "2026-11-20 (sts, us-east-1)");
     }
 }

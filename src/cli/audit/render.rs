@@ -337,7 +337,7 @@ impl Report {
     }
 
     pub fn json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("serialisable") + "\n"
+        crate::cli::render::json(self)
     }
 
     pub fn csv(&self) -> String {

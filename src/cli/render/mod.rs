@@ -1,6 +1,9 @@
 //! Shared pieces of output: JSON shapes for AWS errors and last use, dates and ages, a plain
 //! text table, and the `--output env` lines (the only place a secret is printed).
 
+pub mod rotate;
+pub mod status;
+
 use crate::aws::{AwsError, LastUsed};
 use crate::secret::Secret;
 use crate::time::rfc3339;
@@ -53,26 +56,6 @@ impl From<&LastUsed> for LastUsedJson {
     }
 }
 
-/// "2026-11-20 (sts, us-east-1)" or "never".
-pub fn last_used_text(u: Option<&LastUsed>) -> String {
-    match u {
-        None => "unknown".to_string(),
-        Some(LastUsed { date: None, .. }) => "never".to_string(),
-        Some(LastUsed {
-            date: Some(d),
-            service,
-            region,
-        }) => {
-            let day = d.strftime("%Y-%m-%d").to_string();
-            match (service, region) {
-                (Some(s), Some(r)) => format!("{day} ({s}, {r})"),
-                (Some(s), None) => format!("{day} ({s})"),
-                _ => day,
-            }
-        }
-    }
-}
-
 /// A plain text table: a header row and rows, columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let columns = header.len();
@@ -119,6 +102,11 @@ pub fn env_lines(profiles: &[String], user: &str, key_id: &str, secret: &Secret)
     )
 }
 
+/// A document as pretty JSON with a final newline: every `--output json` of every command.
+pub fn json<T: Serialize>(doc: &T) -> String {
+    serde_json::to_string_pretty(doc).expect("our JSON documents always serialise") + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,16 +121,5 @@ mod tests {
             ],
         );
         assert_eq!(text, "A     BB\nlong  x\ns     yy\n");
-    }
-
-    #[test]
-    fn last_use_reads_never_for_unused_keys() {
-        assert_eq!(last_used_text(Some(&LastUsed::default())), "never");
-        let used = LastUsed {
-            date: Some("2026-11-20T08:00:00Z".parse().unwrap()),
-            service: Some("sts".into()),
-            region: Some("us-east-1".into()),
-        };
-        assert_eq!(last_used_text(Some(&used)), "2026-11-20 (sts, us-east-1)");
     }
 }

@@ -7,7 +7,7 @@
 use crate::aws::{KeyStatus, LastUsed};
 use crate::rotation::exec::{Cleanup, Failure, KeyOutcome, Step};
 use crate::rotation::plan::Retire;
-use crate::rotation::recover::RecoverError;
+use crate::rotation::recover::{CannotUndo, RecoverError};
 use crate::secret::mask_key_id;
 use std::fmt;
 
@@ -90,7 +90,22 @@ impl fmt::Display for RecoverError {
             RecoverError::Aws { error, .. } => write!(f, "{error}"),
             RecoverError::Files(e) => write_with_causes(f, e.as_ref()),
             RecoverError::Verify(e) => write!(f, "{e}"),
-            RecoverError::CannotUndo(why) => write!(f, "{why}"),
+            RecoverError::CannotUndo(CannotUndo::OldKeyRetired { old_key_id, status }) => write!(
+                f,
+                "the old key {} is already {}; finish the rotation instead (`iam-keys recover`)",
+                mask_key_id(old_key_id),
+                status.as_ref().map(KeyStatus::as_str).unwrap_or("deleted")
+            ),
+            RecoverError::CannotUndo(CannotUndo::OldSecretUnknown {
+                new_key_id,
+                profiles,
+            }) => write!(
+                f,
+                "the new key {} is already in profile {}, and the old key's secret was never on this \
+                 machine to put back; finish the rotation instead (`iam-keys recover`)",
+                mask_key_id(new_key_id),
+                profiles.join(", ")
+            ),
             RecoverError::Cleanup(Cleanup::Unresolved { candidates, .. })
                 if candidates.len() > 1 =>
             {
@@ -236,5 +251,37 @@ mod tests {
             region: Some("us-east-1".into()),
         };
         assert_eq!(last_used_text(Some(&used)), "2026-11-20 (sts, us-east-1)");
+    }
+
+    #[test]
+    fn a_changed_place_says_what_to_put_back_and_which_way_out_works() {
+        let changed = |undo| RecoverError::PlacesChanged {
+            profiles: vec!["dev".into()],
+            paths: vec!["/home/a/.aws/credentials".into()],
+            undo,
+        };
+        let finish = changed(false).to_string();
+        assert!(
+            finish.contains("profile dev in /home/a/.aws/credentials"),
+            "{finish}"
+        );
+        assert!(finish.contains("Put the profile back"), "{finish}");
+        assert!(finish.contains("the old key stays Active"), "{finish}");
+        assert!(finish.ends_with("run `iam-keys recover` again"), "{finish}");
+        let undo = changed(true).to_string();
+        assert!(undo.contains("nothing was changed"), "{undo}");
+        assert!(
+            undo.ends_with("run `iam-keys recover --undo` again"),
+            "{undo}"
+        );
+        let retired = RecoverError::CannotUndo(CannotUndo::OldKeyRetired {
+            old_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            status: None,
+        })
+        .to_string();
+        assert!(
+            retired.contains("AKIA…MPLE is already deleted"),
+            "{retired}"
+        );
     }
 }

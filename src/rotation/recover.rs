@@ -24,7 +24,7 @@ use super::plan::{KeyPlan, Retire};
 use crate::aws::{AwsError, Connector, Credentials, Iam, KeyStatus, Signer};
 use crate::profiles::scan::Mention;
 use crate::profiles::{FilePaths, KeyEdit, ProfileError, SaveOptions};
-use crate::secret::{Secret, mask_key_id};
+use crate::secret::Secret;
 use crate::time::Clock;
 use std::path::PathBuf;
 
@@ -56,6 +56,21 @@ pub enum Recovered {
     },
 }
 
+/// Why an undo cannot be done: the way out is to finish instead.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CannotUndo {
+    /// The old key is Inactive, or deleted (`status` is `None`).
+    OldKeyRetired {
+        old_key_id: String,
+        status: Option<KeyStatus>,
+    },
+    /// The new key was written into a profile that never held the old key's secret.
+    OldSecretUnknown {
+        new_key_id: String,
+        profiles: Vec<String>,
+    },
+}
+
 #[derive(Debug)]
 pub enum RecoverError {
     Aws {
@@ -64,8 +79,8 @@ pub enum RecoverError {
     },
     Files(Box<ProfileError>),
     Verify(Box<Failure>),
-    /// Undo asked for, but the old key is already retired.
-    CannotUndo(String),
+    /// Undo asked for, but it cannot be done any more.
+    CannotUndo(CannotUndo),
     /// A key the journal does not know could not be deleted.
     Cleanup(Cleanup),
     /// Profiles that held the old key hold neither key now (edited or removed since the
@@ -278,17 +293,16 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 match keys.iter().find(|k| k.id == journal.old_key_id) {
                     Some(k) if k.status == KeyStatus::Active => {}
                     Some(k) => {
-                        return Err(RecoverError::CannotUndo(format!(
-                            "the old key {} is already {}; finish the rotation instead (`iam-keys recover`)",
-                            mask_key_id(&journal.old_key_id),
-                            k.status
-                        )));
+                        return Err(RecoverError::CannotUndo(CannotUndo::OldKeyRetired {
+                            old_key_id: journal.old_key_id.clone(),
+                            status: Some(k.status.clone()),
+                        }));
                     }
                     None => {
-                        return Err(RecoverError::CannotUndo(format!(
-                            "the old key {} is already deleted; finish the rotation instead (`iam-keys recover`)",
-                            mask_key_id(&journal.old_key_id)
-                        )));
+                        return Err(RecoverError::CannotUndo(CannotUndo::OldKeyRetired {
+                            old_key_id: journal.old_key_id.clone(),
+                            status: None,
+                        }));
                     }
                 }
                 // Every place that held the old key must hold the old or the new one: a place
@@ -297,12 +311,10 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     self.places_unchanged(&journal, &new_id, true)?;
                 }
                 if files_have_new && writes_profile {
-                    return Err(RecoverError::CannotUndo(format!(
-                        "the new key {} is already in profile {}, and the old key's secret was never on this \
-                         machine to put back; finish the rotation instead (`iam-keys recover`)",
-                        mask_key_id(&new_id),
-                        journal.profiles.join(", ")
-                    )));
+                    return Err(RecoverError::CannotUndo(CannotUndo::OldSecretUnknown {
+                        new_key_id: new_id.clone(),
+                        profiles: journal.profiles.clone(),
+                    }));
                 }
                 if files_have_new {
                     let edit = KeyEdit::Replace {

@@ -1155,11 +1155,18 @@ fn recovery_never_retires_the_old_key_when_the_new_one_would_reach_no_one() {
     let new_id = interrupted_at(&world, Stage::Verified).unwrap();
     std::fs::write(&world.paths.credentials, "[somebody-else]\nregion = x\n").unwrap();
     let err = recover(&world, Mode::Finish).unwrap_err();
-    assert!(
-        matches!(&err, RecoverError::PlacesChanged { profiles, .. } if profiles == &vec!["dev".to_string()]),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("Put the profile back"), "{err}");
+    match &err {
+        RecoverError::PlacesChanged {
+            profiles,
+            paths,
+            undo,
+        } => {
+            assert_eq!(profiles, &vec!["dev".to_string()]);
+            assert!(paths.contains(&world.paths.credentials), "{paths:?}");
+            assert!(!undo, "refused while finishing, not undoing");
+        }
+        other => panic!("expected PlacesChanged, got {other:?}"),
+    }
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
     assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
     assert_eq!(world.journal().readable().len(), 1, "the journal is kept");

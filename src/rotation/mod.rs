@@ -12,7 +12,9 @@ pub mod clock;
 pub mod exec;
 pub mod journal;
 pub mod plan;
+pub mod prune;
 pub mod recover;
+pub mod retired;
 
 pub use exec::{Engine, ExecOptions, KeyOutcome, Step};
 pub use plan::{Decision, KeyPlan, PlanOptions, Refusal, Retire};

@@ -39,6 +39,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Status(args) => cli::status::run(args, &settings, &ui),
         Command::Rotate(args) => cli::rotate::run(args, &settings, &ui),
         Command::Recover(args) => cli::recover::run(args, &settings, &ui),
+        Command::Prune(args) => cli::prune::run(args, &settings, &ui),
         Command::Audit(args) => cli::audit::run(args, &settings, &ui),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }

@@ -15,6 +15,7 @@ pub mod man;
 pub mod mfa;
 pub mod policy;
 pub mod policy_apply;
+pub mod prune;
 pub mod recover;
 pub mod render;
 pub mod rotate;
@@ -90,6 +91,8 @@ pub enum Command {
     Rotate(rotate::RotateArgs),
     /// Finish or undo a rotation that was interrupted
     Recover(recover::RecoverArgs),
+    /// Delete Inactive keys that iam-keys retired at least --older-than ago and that were not used since
+    Prune(prune::PruneArgs),
     /// Print the IAM policy that lets each user rotate only their own keys
     Policy(policy::PolicyArgs),
     /// Every IAM user's access keys in the account (or organization), with findings, for CI

@@ -64,6 +64,13 @@ pub struct RotateArgs {
     /// profile named by --profile (created if missing) or printed with --output env
     #[arg(long, value_name = "NAME", requires = "auth_profile")]
     pub user_name: Option<String>,
+    /// When the user's other key is Inactive, delete it first if `iam-keys prune` would: retired
+    /// by iam-keys here at least --prune-older-than ago and not used since
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: how long ago the key must have been retired
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub prune_older_than: DurationArg,
     #[command(flatten)]
     pub mfa: MfaArgs,
 }
@@ -336,6 +343,17 @@ async fn rotate<C: Connector>(
         delete_inactive: args.delete_inactive,
     };
     let now = Timestamp::now();
+    // --prune: the record of retired keys and the journals, read after the recoveries above.
+    let prune_context = args.prune.then(|| {
+        super::prune::PruneContext::load(
+            settings,
+            crate::rotation::prune::PruneOptions {
+                older_than: args.prune_older_than.duration,
+                unrecorded: false,
+            },
+            ui,
+        )
+    });
     // --auth-profile: its credentials (or an MFA session signed for with them) make every
     // IAM call; --user-name picks whose key is rotated.
     let auth = match &args.auth_profile {
@@ -392,6 +410,7 @@ async fn rotate<C: Connector>(
     let verdicts: Vec<Preflight> =
         futures_util::stream::iter(groups.iter().zip(&group_sessions).map(|(group, session)| {
             let plan_options = &plan_options;
+            let prune = prune_context.as_ref().map(|p| (p, &args.prune_older_than));
             let auth = auth.as_ref();
             let blocked_by = blocked
                 .iter()
@@ -413,6 +432,7 @@ async fn rotate<C: Connector>(
                             session.as_ref(),
                             auth.map(|a| (a, args.user_name.as_deref())),
                             plan_options,
+                            prune,
                             now,
                         )
                         .await
@@ -699,6 +719,7 @@ async fn mfa_session<C: Connector>(
     (session, Some(serial))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn preflight<C: Connector>(
     connector: &C,
     files: &RefCell<ProfileFiles>,
@@ -706,6 +727,7 @@ async fn preflight<C: Connector>(
     session: Option<&Credentials>,
     auth: Option<(&AuthProfile, Option<&str>)>,
     options: &PlanOptions,
+    prune: Option<(&super::prune::PruneContext, &DurationArg)>,
     now: Timestamp,
 ) -> Preflight {
     if let Some(problem) = &group.problem {
@@ -787,7 +809,22 @@ async fn preflight<C: Connector>(
             .map(|h| h.profile)
             .collect()
     };
-    match plan::decide(&facts, &group.key_id, &held_by, options, now) {
+    // --prune: the user's Inactive second key makes room if `prune` would delete it.
+    let mut options = options.clone();
+    let mut prune_note = None;
+    if let Some((context, older_than)) = prune
+        && let Some(other) = facts
+            .others(&group.key_id)
+            .into_iter()
+            .find(|k| k.status == crate::aws::KeyStatus::Inactive)
+    {
+        let candidate = context.candidate(&facts, &other.id);
+        match crate::rotation::prune::decide(&candidate, now, &context.options) {
+            crate::rotation::prune::Verdict::Delete { .. } => options.delete_inactive = true,
+            verdict => prune_note = Some(super::prune::explain(&verdict, older_than)),
+        }
+    }
+    match plan::decide(&facts, &group.key_id, &held_by, &options, now) {
         Decision::Rotate(plan) => {
             if let Err(e) = files.borrow().check_writable() {
                 return Preflight::Failed {
@@ -812,7 +849,13 @@ async fn preflight<C: Connector>(
         },
         Decision::Refuse(refusal) => Preflight::Refused {
             user: facts.user,
-            message: refusal.explain(now),
+            message: match prune_note {
+                Some(note) => format!(
+                    "{}\n--prune did not delete it: {note}",
+                    refusal.explain(now)
+                ),
+                None => refusal.explain(now),
+            },
         },
     }
 }

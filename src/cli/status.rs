@@ -90,6 +90,10 @@ pub struct OtherKey {
     pub last_used: LastUsedJson,
     /// Local profiles holding it; empty means no profile on this machine ("another machine?").
     pub held_by: Vec<String>,
+    /// When iam-keys retired (deactivated) it on this machine, from its record.
+    pub retired_by_iam_keys: Option<String>,
+    /// When `iam-keys prune` (default --older-than 7d) may delete it, if iam-keys retired it.
+    pub prune_after: Option<String>,
 }
 
 fn location(files: &[FileKind]) -> Option<&'static str> {
@@ -125,7 +129,18 @@ pub fn run(args: &StatusArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         &inventory.groups,
         args.concurrency as usize,
     ));
-    let report = build_report(args, &files, &inventory, &results, Timestamp::now());
+    let retired = settings
+        .state_dir
+        .as_deref()
+        .map(|d| crate::rotation::retired::RetiredStore::new(d).list())
+        .transpose()
+        .unwrap_or_else(|e| {
+            ui.warn(&e.to_string());
+            None
+        })
+        .unwrap_or_default();
+    let mut report = build_report(args, &files, &inventory, &results, Timestamp::now());
+    note_retired(&mut report, &retired, &results);
     let text = match settings.output {
         super::OutputFormat::Json => {
             serde_json::to_string_pretty(&report).expect("serialisable") + "\n"
@@ -164,6 +179,36 @@ async fn inspect_all<C: Connector>(
     .buffered(concurrency.max(1))
     .collect()
     .await
+}
+
+/// Fill in, for the other keys that iam-keys retired here, when and when they may be pruned.
+fn note_retired(
+    report: &mut StatusReport,
+    retired: &[crate::rotation::retired::RetiredKey],
+    results: &[Option<Inspected>],
+) {
+    let default_wait = std::time::Duration::from_secs(7 * 86_400);
+    for key in report.profiles.iter_mut().filter_map(|p| p.key.as_mut()) {
+        for other in &mut key.other_keys {
+            // The status line has the masked id; find the full one among the facts.
+            let full = results.iter().flatten().flatten().find_map(|facts| {
+                facts
+                    .keys
+                    .iter()
+                    .find(|k| mask_key_id(&k.id) == other.access_key_id && facts.user == key.user)
+                    .map(|k| k.id.clone())
+            });
+            let Some(entry) = full.and_then(|id| retired.iter().find(|r| r.access_key_id == id))
+            else {
+                continue;
+            };
+            other.retired_by_iam_keys = Some(render::rfc3339(entry.retired));
+            other.prune_after = Some(render::rfc3339(crate::rotation::prune::prune_after(
+                entry.retired,
+                default_wait,
+            )));
+        }
+    }
 }
 
 fn build_report(
@@ -292,6 +337,8 @@ fn key_status(
                 .into_iter()
                 .map(|h| h.profile)
                 .collect(),
+            retired_by_iam_keys: None,
+            prune_after: None,
         })
         .collect();
     KeyStatus {
@@ -378,7 +425,17 @@ fn render_text(report: &StatusReport, args: &StatusArgs) -> String {
                             .as_deref()
                             .map(|d| &d[..10])
                             .unwrap_or("never"),
-                        if other.held_by.is_empty() {
+                        if let (true, Some(on), Some(after)) = (
+                            other.held_by.is_empty(),
+                            &other.retired_by_iam_keys,
+                            &other.prune_after,
+                        ) {
+                            format!(
+                                "retired by iam-keys on {}, prune after {}",
+                                &on[..10],
+                                &after[..10]
+                            )
+                        } else if other.held_by.is_empty() {
                             "held by no profile here (another machine?)".to_string()
                         } else {
                             format!("held by profile {}", other.held_by.join(", "))

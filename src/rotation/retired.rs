@@ -30,13 +30,14 @@ pub struct RetiredKey {
     pub retired: Timestamp,
 }
 
-/// Timestamps as RFC 3339 text (jiff's serde feature is not enabled in this crate).
+/// Timestamps as RFC 3339 text, with fractions of a second (jiff's serde feature is not enabled in this crate).
 mod rfc3339 {
     use jiff::Timestamp;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::super::clock::rfc3339(*t))
+        // Full precision: a last use in the same second as the retirement is not "after" it.
+        s.serialize_str(&t.to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
@@ -209,7 +210,7 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o700);
             let text = std::fs::read_to_string(store.path()).unwrap();
-            assert!(text.contains("\"retired\": \"2027-"), "{text}");
+            assert!(text.contains("\"retired\": \"2027-01-"), "{text}");
         }
     }
 

@@ -24,6 +24,7 @@ mod mfa;
 mod policy;
 mod policy_apply;
 mod profiles_compat;
+mod prune;
 mod rotate;
 mod secrets;
 mod status;

@@ -14,6 +14,7 @@ mod logging;
 pub mod policy;
 pub mod profiles;
 pub mod rotation;
+pub mod schedule;
 pub mod secret;
 pub mod settings;
 

@@ -44,7 +44,7 @@ pub fn append(state_dir: &Path, at: Timestamp, lines: &[String]) -> std::io::Res
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let half = text.len() / 2;
         let cut = text[half..].find('\n').map(|i| half + i + 1).unwrap_or(0);
-        crate::rotation::journal::write_private_file(state_dir, &path, text[cut..].as_bytes())
+        crate::rotation::journal::write_private_file(state_dir, &path, &text.as_bytes()[cut..])
             .map_err(std::io::Error::other)?;
     }
     let mut file = std::fs::OpenOptions::new()

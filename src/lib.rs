@@ -41,6 +41,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Rotate(args) => cli::rotate::run(args, &settings, &ui),
         Command::Recover(args) => cli::recover::run(args, &settings, &ui),
         Command::Prune(args) => cli::prune::run(args, &settings, &ui),
+        Command::Schedule(args) => cli::schedule::run(args, &settings, &ui),
         Command::Audit(args) => cli::audit::run(args, &settings, &ui),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }

@@ -19,6 +19,7 @@ pub mod prune;
 pub mod recover;
 pub mod render;
 pub mod rotate;
+pub mod schedule;
 pub mod status;
 pub mod ui;
 
@@ -93,6 +94,8 @@ pub enum Command {
     Recover(recover::RecoverArgs),
     /// Delete Inactive keys that iam-keys retired at least --older-than ago and that were not used since
     Prune(prune::PruneArgs),
+    /// Run `rotate` daily on this machine (systemd timer, cron, launchd, Task Scheduler)
+    Schedule(schedule::ScheduleArgs),
     /// Print the IAM policy that lets each user rotate only their own keys
     Policy(policy::PolicyArgs),
     /// Every IAM user's access keys in the account (or organization), with findings, for CI

@@ -68,6 +68,11 @@ pub struct RotateArgs {
     /// by iam-keys here at least --prune-older-than ago and not used since
     #[arg(long)]
     pub prune: bool,
+    /// Run as the job `iam-keys schedule install` writes: never ask; skip a profile that
+    /// needs an MFA code unless --mfa-command is given; log to the state directory; print
+    /// only when a key was rotated or something needs attention
+    #[arg(long)]
+    pub scheduled: bool,
     /// With --prune: how long ago the key must have been retired
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub prune_older_than: DurationArg,
@@ -161,6 +166,9 @@ fn retire_word(r: Retire) -> &'static str {
 }
 
 pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
+    if args.scheduled && settings.env.get(super::schedule::CHILD_ENV).is_none() {
+        return super::schedule::run_job(settings, ui);
+    }
     if let Some(w) = settings.ambient_key_warning() {
         ui.warn(&w);
     }
@@ -376,7 +384,7 @@ async fn rotate<C: Connector>(
         ),
         None => None,
     };
-    let groups: Vec<KeyGroup> = match (&auth, &auth_iam, &args.user_name) {
+    let mut groups: Vec<KeyGroup> = match (&auth, &auth_iam, &args.user_name) {
         (Some(a), Some(Ok((iam, _))), Some(user)) => {
             super::auth::user_groups(
                 a,
@@ -391,6 +399,35 @@ async fn rotate<C: Connector>(
         }
         _ => inventory.groups.clone(),
     };
+    // A scheduled run never waits for input: a key whose IAM calls need an MFA code is
+    // skipped, with the reason in the job's log, unless a command gives the code.
+    if args.scheduled
+        && auth.is_none()
+        && args.mfa.mfa_code.is_none()
+        && args.mfa.mfa_command.is_none()
+    {
+        groups.retain(|group| {
+            let serial = args
+                .mfa
+                .mfa_serial
+                .clone()
+                .or_else(|| group.mfa_serial.clone());
+            let needs_code = group.problem.is_none() && (serial.is_some() || args.mfa.mfa);
+            if needs_code {
+                for profile in &group.holders {
+                    skipped.push(Skipped {
+                        profile: profile.clone(),
+                        reason: format!(
+                            "needs an MFA code ({}) and a scheduled run asks for none: reinstall the job with \
+                             `iam-keys schedule install --mfa-command CMD`, or rotate it by hand",
+                            serial.as_deref().unwrap_or("--mfa")
+                        ),
+                    });
+                }
+            }
+            !needs_code
+        });
+    }
     let mut group_sessions: Vec<Result<Option<Credentials>, String>> = Vec::new();
     let mut group_serials: Vec<Option<String>> = Vec::new();
     for group in &groups {

@@ -26,5 +26,6 @@ mod policy_apply;
 mod profiles_compat;
 mod prune;
 mod rotate;
+mod schedule;
 mod secrets;
 mod status;

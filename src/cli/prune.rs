@@ -283,6 +283,16 @@ async fn prune_all<C: Connector>(
             .mfa_serial
             .clone()
             .or_else(|| group.mfa_serial.clone());
+        if serial.is_none() && args.mfa.mfa {
+            errors.push(ProfileErrorJson {
+                profiles: group.holders.clone(),
+                message:
+                    "prune does not pick an MFA device with --mfa: name it with --mfa-serial ARN \
+                          (or mfa_serial in the profile)"
+                        .into(),
+            });
+            continue;
+        }
         let iam_target = match &serial {
             Some(serial) if !args.dry_run || args.mfa.requested() => {
                 match sessions

@@ -473,6 +473,7 @@ fn cron_install_keeps_the_other_lines_and_uninstall_removes_only_ours() {
     assert!(again.is_empty(), "{again:?}");
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn no_scheduler_is_a_clear_error() {
     struct Nothing;

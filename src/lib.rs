@@ -14,6 +14,7 @@ mod logging;
 pub mod policy;
 pub mod profiles;
 pub mod rotation;
+pub mod schedule;
 pub mod secret;
 pub mod settings;
 pub mod time;
@@ -41,6 +42,8 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Status(args) => cli::status::run(args, &settings, &ui),
         Command::Rotate(args) => cli::rotate::run(args, &settings, &ui),
         Command::Recover(args) => cli::recover::run(args, &settings, &ui),
+        Command::Prune(args) => cli::prune::run(args, &settings, &ui),
+        Command::Schedule(args) => cli::schedule::run(args, &settings, &ui),
         Command::Audit(args) => cli::audit::run(args, &settings, &ui),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }

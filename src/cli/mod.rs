@@ -16,9 +16,11 @@ pub mod mfa;
 pub mod pending;
 pub mod policy;
 pub mod policy_apply;
+pub mod prune;
 pub mod recover;
 pub mod render;
 pub mod rotate;
+pub mod schedule;
 pub mod status;
 pub mod ui;
 pub mod wiring;
@@ -99,6 +101,10 @@ pub enum Command {
     Rotate(rotate::RotateArgs),
     /// Finish or undo a rotation that was interrupted
     Recover(recover::RecoverArgs),
+    /// Delete Inactive keys that iam-keys retired at least --older-than ago and that were not used since
+    Prune(prune::PruneArgs),
+    /// Run `rotate` daily on this machine (systemd timer, cron, launchd, Task Scheduler)
+    Schedule(schedule::ScheduleArgs),
     /// Print the IAM policy that lets each user rotate only their own keys
     Policy(policy::PolicyArgs),
     /// Every IAM user's access keys in the account (or organization), with findings, for CI

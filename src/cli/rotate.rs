@@ -23,7 +23,9 @@ use crate::profiles::{ProfileFiles, SaveOptions};
 use crate::rotation::exec::Job;
 use crate::rotation::journal::JournalStore;
 use crate::rotation::plan::{KeyPlan, PlanOptions};
-use crate::rotation::preflight::{self, AuthCaller, Caller, PreflightError, Refused, Verdict};
+use crate::rotation::preflight::{
+    self, AuthCaller, Caller, PreflightError, Pruner, Refused, Verdict,
+};
 use crate::rotation::recover::{Mode, Recovered};
 use crate::rotation::{Engine, ExecOptions, KeyOutcome};
 use crate::secret::mask_key_id;
@@ -72,6 +74,18 @@ pub struct RotateArgs {
     /// profile named by --profile (created if missing) or printed with --output env
     #[arg(long, value_name = "NAME", requires = "auth_profile")]
     pub user_name: Option<String>,
+    /// When the user's other key is Inactive, delete it first if `iam-keys prune` would: retired
+    /// by iam-keys here at least --prune-older-than ago and not used since
+    #[arg(long)]
+    pub prune: bool,
+    /// Run as the job `iam-keys schedule install` writes: never ask; skip a profile that
+    /// needs an MFA code unless --mfa-command is given; log to the state directory; print
+    /// only when a key was rotated or something needs attention
+    #[arg(long)]
+    pub scheduled: bool,
+    /// With --prune: how long ago the key must have been retired
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub prune_older_than: DurationArg,
     #[command(flatten)]
     pub mfa: MfaArgs,
 }
@@ -106,6 +120,9 @@ type JobSpec<'a> = (
 );
 
 pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
+    if args.scheduled && settings.env.get(super::schedule::CHILD_ENV).is_none() {
+        return super::schedule::run_job(settings, ui);
+    }
     if let Some(w) = settings.ambient_key_warning() {
         ui.warn(&w);
     }
@@ -271,6 +288,17 @@ async fn rotate<C: Connector>(
         delete_inactive: args.delete_inactive,
     };
     let now = Timestamp::now();
+    // --prune: the record of retired keys and the journals, read after the recoveries above.
+    let prune_context = args.prune.then(|| {
+        super::prune::PruneContext::load(
+            settings,
+            crate::rotation::prune::PruneOptions {
+                older_than: args.prune_older_than.duration,
+                unrecorded: false,
+            },
+            ui,
+        )
+    });
     // --auth-profile: its credentials (or an MFA session signed for with them) make every
     // IAM call; --user-name picks whose key is rotated.
     let auth = match &args.auth_profile {
@@ -293,7 +321,7 @@ async fn rotate<C: Connector>(
         ),
         None => None,
     };
-    let groups: Vec<KeyGroup> = match (&auth, &auth_iam, &args.user_name) {
+    let mut groups: Vec<KeyGroup> = match (&auth, &auth_iam, &args.user_name) {
         (Some(a), Some(Ok((iam, _))), Some(user)) => {
             super::auth::user_groups(
                 a,
@@ -308,6 +336,35 @@ async fn rotate<C: Connector>(
         }
         _ => inventory.groups.clone(),
     };
+    // A scheduled run never waits for input: a key whose IAM calls need an MFA code is
+    // skipped, with the reason in the job's log, unless a command gives the code.
+    if args.scheduled
+        && auth.is_none()
+        && args.mfa.mfa_code.is_none()
+        && args.mfa.mfa_command.is_none()
+    {
+        groups.retain(|group| {
+            let serial = args
+                .mfa
+                .mfa_serial
+                .clone()
+                .or_else(|| group.mfa_serial.clone());
+            let needs_code = group.problem.is_none() && (serial.is_some() || args.mfa.mfa);
+            if needs_code {
+                for profile in &group.holders {
+                    skipped.push(Skipped {
+                        profile: profile.clone(),
+                        reason: format!(
+                            "needs an MFA code ({}) and a scheduled run asks for none: reinstall the job with \
+                             `iam-keys schedule install --mfa-command CMD`, or rotate it by hand",
+                            serial.as_deref().unwrap_or("--mfa")
+                        ),
+                    });
+                }
+            }
+            !needs_code
+        });
+    }
     let mut group_sessions: Vec<Result<Option<Credentials>, String>> = Vec::new();
     let mut group_serials: Vec<Option<String>> = Vec::new();
     for group in &groups {
@@ -327,6 +384,15 @@ async fn rotate<C: Connector>(
     let verdicts: Vec<Preflight> =
         futures_util::stream::iter(groups.iter().zip(&group_sessions).map(|(group, session)| {
             let plan_options = &plan_options;
+            let pruner = prune_context.as_ref().map(|context| {
+                move |facts: &inventory::KeyFacts, id: &str| {
+                    crate::rotation::prune::decide(
+                        &context.candidate(facts, id),
+                        now,
+                        &context.options,
+                    )
+                }
+            });
             let auth = auth.as_ref();
             let blocked_by = blocked
                 .iter()
@@ -354,10 +420,12 @@ async fn rotate<C: Connector>(
                             group,
                             caller,
                             plan_options,
+                            pruner.as_ref().map(|p| p as Pruner<'_>),
                             now,
                         )
                         .await;
-                        in_words(verdict, group, auth, now)
+                        let prune_older_than = args.prune.then_some(&args.prune_older_than);
+                        in_words(verdict, group, auth, prune_older_than, now)
                     }
                     Err(message) => Preflight::Failed {
                         message: message.clone(),
@@ -630,6 +698,7 @@ fn in_words(
     verdict: Verdict,
     group: &KeyGroup,
     auth: Option<&AuthProfile>,
+    prune_older_than: Option<&DurationArg>,
     now: Timestamp,
 ) -> Preflight {
     match verdict {
@@ -637,10 +706,17 @@ fn in_words(
         Verdict::NotDue { user, age_days } => Preflight::NotDue { user, age_days },
         Verdict::Refused {
             user,
-            why: Refused::Plan(refusal),
+            why: Refused::Plan { refusal, prune },
         } => Preflight::Refused {
             user,
-            message: advice::refusal(&refusal, now),
+            message: match (prune, prune_older_than) {
+                (Some(kept), Some(older_than)) => format!(
+                    "{}\n--prune did not delete it: {}",
+                    advice::refusal(&refusal, now),
+                    super::prune::explain(&kept, older_than)
+                ),
+                _ => advice::refusal(&refusal, now),
+            },
         },
         Verdict::Refused {
             user,

@@ -45,11 +45,22 @@ pub fn run(args: &StatusArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         &inventory.groups,
         args.concurrency as usize,
     ));
+    let retired = settings
+        .state_dir
+        .as_deref()
+        .map(|d| crate::rotation::retired::RetiredStore::new(d).list())
+        .transpose()
+        .unwrap_or_else(|e| {
+            ui.warn(&e.to_string());
+            None
+        })
+        .unwrap_or_default();
     let report = build_report(
         args.older_than.as_ref(),
         &files,
         &inventory,
         &results,
+        &retired,
         Timestamp::now(),
     );
     let text = match settings.output {

@@ -310,6 +310,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             }
             journal.deleted_inactive = Some(inactive.clone());
             journal.known_keys.retain(|k| k != inactive);
+            self.note_retired(&plan.user, &plan.account, inactive, Retire::Delete);
             if let Err(e) = self.journal.write(&journal) {
                 return failed(
                     Step::MakeRoom,
@@ -496,6 +497,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             .await
         {
             Ok(()) => {
+                self.note_retired(&plan.user, &plan.account, key, plan.retire);
                 // A key to be printed lives only in the journal until the caller has written
                 // it out ([`JournalStore::mark_printed`]); the old key is retired, so it must survive.
                 if *job.destination != Destination::Printed {
@@ -519,6 +521,29 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 },
                 deleted_inactive,
             },
+        }
+    }
+
+    /// Keep the record of retired keys ([`super::retired`]) in step: a deactivated key is
+    /// noted with the time, a deleted one forgotten. Only where a state directory is known;
+    /// a failure is logged and never fails the rotation (the key is retired either way;
+    /// without the record, `prune` only waits longer).
+    pub(super) fn note_retired(&self, user: &str, account: &str, key_id: &str, retire: Retire) {
+        let Some(dir) = self.journal.state_dir() else {
+            return;
+        };
+        let store = super::retired::RetiredStore::new(dir);
+        let result = match retire {
+            Retire::Deactivate => store.add(super::retired::RetiredKey {
+                access_key_id: key_id.to_string(),
+                user: user.to_string(),
+                account: account.to_string(),
+                retired: self.clock.now(),
+            }),
+            Retire::Delete => store.remove(&[key_id.to_string()]),
+        };
+        if let Err(e) = result {
+            tracing::warn!(key = %mask_key_id(key_id), error = %e, "could not update the record of retired keys");
         }
     }
 

@@ -269,6 +269,12 @@ impl JournalStore {
         &self.dir
     }
 
+    /// The per-user state directory the index lives in, if any (the record of retired keys
+    /// is kept there too: [`super::retired`]).
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.index.as_deref().and_then(Path::parent)
+    }
+
     pub fn path_for(&self, old_key_id: &str) -> PathBuf {
         self.dir.join(file_name(old_key_id))
     }
@@ -531,6 +537,28 @@ fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), JournalErr
     tmp.persist(path).map_err(|e| err(e.error))?;
     sync_dir(dir).map_err(err)?;
     Ok(())
+}
+
+/// [`write_private`] for the other small files of the state directory (no secrets there,
+/// but the same care: a private directory, an atomic write).
+pub(crate) fn write_private_file(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), JournalError> {
+    write_private(dir, path, bytes)
+}
+
+/// Create `dir` (0700) if missing and check it is a private directory of ours.
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), JournalError> {
+    create_private_dir(dir).map_err(|source| JournalError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    check_private_dir(dir).map_err(|reason| JournalError::Unsafe {
+        path: dir.to_path_buf(),
+        reason,
+    })
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -12,7 +12,9 @@ pub mod exec;
 pub mod journal;
 pub mod plan;
 pub mod preflight;
+pub mod prune;
 pub mod recover;
+pub mod retired;
 
 pub use exec::{Engine, ExecOptions, KeyOutcome, Step};
 pub use plan::{Decision, KeyPlan, PlanOptions, Refusal, Retire};

@@ -5,7 +5,8 @@
 //! Must not: change anything, in AWS or on disk, or put the verdict in words (`cli` does).
 
 use super::plan::{self, Decision, KeyPlan, PlanOptions, Refusal};
-use crate::aws::{Action, AwsError, Connector, Credentials, Signer};
+use super::prune;
+use crate::aws::{Action, AwsError, Connector, Credentials, KeyStatus, Signer};
 use crate::inventory::{self, Destination, InspectError, KeyGroup};
 use crate::profiles::scan::Mention;
 use crate::profiles::{ProfileError, ProfileFiles};
@@ -51,7 +52,11 @@ pub enum Verdict {
 #[derive(Debug)]
 pub enum Refused {
     /// The plan refused it (two Active keys, an Inactive second key, a key not Active).
-    Plan(Box<Refusal>),
+    /// `prune`: with `--prune`, why the Inactive second key could not be pruned to make room.
+    Plan {
+        refusal: Box<Refusal>,
+        prune: Option<prune::Verdict>,
+    },
     /// Lines the edit would not rewrite also hold the key (see [`plan::uncovered_places`]).
     Uncovered(Vec<Mention>),
 }
@@ -82,16 +87,21 @@ impl From<ProfileError> for PreflightError {
     }
 }
 
-/// Check one key group: see the module doc. `files` are read, never written.
+/// With `--prune`: whether `prune` would delete one of the user's keys (the facts, the key).
+pub type Pruner<'a> = &'a dyn Fn(&inventory::KeyFacts, &str) -> prune::Verdict;
+
+/// Check one key group: see the module doc. `files` are read, never written. With a
+/// `pruner`, the user's Inactive second key makes room when `prune` would delete it.
 pub async fn check<C: Connector>(
     connector: &C,
     files: &RefCell<ProfileFiles>,
     group: &KeyGroup,
     caller: Caller<'_>,
     options: &PlanOptions,
+    pruner: Option<Pruner<'_>>,
     now: Timestamp,
 ) -> Verdict {
-    match inspect(connector, files, group, caller, options, now).await {
+    match inspect(connector, files, group, caller, options, pruner, now).await {
         Ok(verdict) => verdict,
         Err(e) => Verdict::Failed(e),
     }
@@ -103,6 +113,7 @@ async fn inspect<C: Connector>(
     group: &KeyGroup,
     caller: Caller<'_>,
     options: &PlanOptions,
+    pruner: Option<Pruner<'_>>,
     now: Timestamp,
 ) -> Result<Verdict, PreflightError> {
     if let Some(problem) = &group.problem {
@@ -154,8 +165,21 @@ async fn inspect<C: Connector>(
         Err(e) => return Err(PreflightError::Inspect(e)),
     };
     let held_by = |id: &str| files.borrow().holder_names(id);
+    let mut options = options.clone();
+    let mut kept = None;
+    if let Some(pruner) = pruner
+        && let Some(other) = facts
+            .others(&group.key_id)
+            .into_iter()
+            .find(|k| k.status == KeyStatus::Inactive)
+    {
+        match pruner(&facts, &other.id) {
+            prune::Verdict::Delete { .. } => options.delete_inactive = true,
+            verdict => kept = Some(verdict),
+        }
+    }
     Ok(
-        match plan::decide(&facts, &group.key_id, &held_by, options, now) {
+        match plan::decide(&facts, &group.key_id, &held_by, &options, now) {
             Decision::Rotate(plan) => {
                 files.borrow().check_writable()?;
                 if group.destination == Destination::Holders {
@@ -176,7 +200,10 @@ async fn inspect<C: Connector>(
             },
             Decision::Refuse(refusal) => Verdict::Refused {
                 user: facts.user,
-                why: Refused::Plan(Box::new(refusal)),
+                why: Refused::Plan {
+                    refusal: Box::new(refusal),
+                    prune: kept,
+                },
             },
         },
     )
@@ -185,8 +212,8 @@ async fn inspect<C: Connector>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::ErrorKind;
     use crate::aws::fake::{FakeIam, Fault};
-    use crate::aws::{ErrorKind, KeyStatus};
     use crate::profiles::FilePaths;
     use crate::settings::{Env, Flags, Settings};
 
@@ -250,6 +277,7 @@ mod tests {
             &w.group,
             Caller::default(),
             options,
+            None,
             now(),
         ))
     }
@@ -305,7 +333,7 @@ mod tests {
         let verdict = check_world(&w, &PlanOptions::default());
         match verdict {
             Verdict::Refused {
-                why: Refused::Plan(refusal),
+                why: Refused::Plan { refusal, .. },
                 ..
             } => assert!(
                 matches!(*refusal, Refusal::TwoActiveKeys { .. }),

@@ -278,6 +278,12 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 )
                 .await
                 .map_err(aws(Signer::NewKey))?;
+                self.note_retired(
+                    &journal.user,
+                    &journal.account,
+                    &journal.old_key_id,
+                    journal.retire,
+                );
                 self.done(
                     &journal,
                     Recovered::Finished {

@@ -1280,3 +1280,53 @@ fn an_inactive_key_turned_back_on_meanwhile_is_not_deleted() {
     assert_eq!(world.key_status(&second), Some(KeyStatus::Active));
     assert_eq!(world.iam.count(Action::CreateAccessKey), 0);
 }
+
+/// A deactivated old key is noted, with the time, in the record of retired keys in the state
+/// directory (for `prune` and `status`); a deleted one is not.
+#[test]
+fn a_deactivated_key_is_recorded_in_the_state_directory() {
+    for delete_old in [false, true] {
+        let world = World::simple();
+        let state = world.dir.path().join("state");
+        let plan = world.plan(PlanOptions {
+            delete_old,
+            ..Default::default()
+        });
+        let connector = FakeConnector::new(&world.iam);
+        let journal = world.journal().with_index(Some(&state));
+        let files = world.files();
+        let progress = |_: &str, _: Step| {};
+        let engine = Engine {
+            connector: &connector,
+            clock: &world.clock,
+            files: &files,
+            journal: &journal,
+            options: &ExecOptions::default(),
+            cancel: &Cancel::default(),
+            progress: &progress,
+        };
+        let target = world.target();
+        let holders = vec!["dev".to_string()];
+        let outcome = block(engine.execute(Job {
+            plan: &plan,
+            target: &target,
+            holders: &holders,
+            session: None,
+            mfa_serial: None,
+            destination: &Destination::Holders,
+            auth_profile: None,
+        }));
+        assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+        let record = crate::rotation::retired::RetiredStore::new(&state)
+            .list()
+            .unwrap();
+        if delete_old {
+            assert!(record.is_empty(), "{record:?}");
+        } else {
+            assert_eq!(record.len(), 1);
+            assert_eq!(record[0].access_key_id, world.old_id);
+            assert_eq!(record[0].user, "alice");
+            assert_eq!(record[0].retired, crate::time::Clock::now(&world.clock));
+        }
+    }
+}

@@ -162,8 +162,10 @@ fn every_man_page_renders_with_man_and_groff_without_warnings() {
             "iam-keys-completions.1",
             "iam-keys-man.1",
             "iam-keys-policy.1",
+            "iam-keys-prune.1",
             "iam-keys-recover.1",
             "iam-keys-rotate.1",
+            "iam-keys-schedule.1",
             "iam-keys-status.1",
             "iam-keys.1",
         ]

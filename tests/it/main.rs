@@ -24,6 +24,8 @@ mod mfa;
 mod policy;
 mod policy_apply;
 mod profiles_compat;
+mod prune;
 mod rotate;
+mod schedule;
 mod secrets;
 mod status;

@@ -9,6 +9,8 @@ use crate::cli::duration::DurationArg;
 use crate::cli::render::{self, ErrorJson, LastUsedJson};
 use crate::inventory::{self, InspectError, KeyFacts, KeyGroup};
 use crate::profiles::{FileKind, ProfileFiles};
+use crate::rotation::prune::prune_after;
+use crate::rotation::retired::RetiredKey;
 use crate::secret::mask_key_id;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -80,6 +82,10 @@ pub struct OtherKey {
     pub last_used: LastUsedJson,
     /// Local profiles holding it; empty means no profile on this machine ("another machine?").
     pub held_by: Vec<String>,
+    /// When iam-keys retired (deactivated) it on this machine, from its record.
+    pub retired_by_iam_keys: Option<String>,
+    /// When `iam-keys prune` (default --older-than 7d) may delete it, if iam-keys retired it.
+    pub prune_after: Option<String>,
 }
 
 fn location(files: &[FileKind]) -> Option<&'static str> {
@@ -94,11 +100,14 @@ fn location(files: &[FileKind]) -> Option<&'static str> {
     }
 }
 
+/// The report of every selected profile. `retired`: the keys iam-keys retired on this machine
+/// (its record in the state directory).
 pub fn build_report(
     older_than: Option<&DurationArg>,
     files: &ProfileFiles,
     inventory: &inventory::Inventory,
     results: &[Option<Inspected>],
+    retired: &[RetiredKey],
     now: Timestamp,
 ) -> StatusReport {
     let threshold = older_than.map(|d| d.duration);
@@ -134,7 +143,7 @@ pub fn build_report(
                     error = Some(ErrorJson::other("Conflict", problem.to_string()))
                 }
                 (None, Some(Ok(facts))) => {
-                    let status = key_status(group, facts, files, threshold, now);
+                    let status = key_status(group, facts, files, threshold, retired, now);
                     if status.due == Some(true) && first_time {
                         due += 1;
                     }
@@ -192,6 +201,7 @@ fn key_status(
     facts: &KeyFacts,
     files: &ProfileFiles,
     threshold: Option<std::time::Duration>,
+    retired: &[RetiredKey],
     now: Timestamp,
 ) -> KeyStatus {
     let this = facts.key(&group.key_id);
@@ -201,6 +211,12 @@ fn key_status(
         .get(&group.key_id)
         .map(LastUsedJson::from)
         .unwrap_or_default();
+    let retired_on = |id: &str| {
+        retired
+            .iter()
+            .find(|r| r.access_key_id == id)
+            .map(|r| r.retired)
+    };
     let other_keys = facts
         .others(&group.key_id)
         .into_iter()
@@ -215,6 +231,10 @@ fn key_status(
                 .map(LastUsedJson::from)
                 .unwrap_or_default(),
             held_by: files.holder_names(&k.id),
+            retired_by_iam_keys: retired_on(&k.id).map(crate::time::rfc3339),
+            prune_after: retired_on(&k.id).map(|on| {
+                crate::time::rfc3339(prune_after(on, crate::rotation::prune::DEFAULT_OLDER_THAN))
+            }),
         })
         .collect();
     KeyStatus {
@@ -301,7 +321,17 @@ pub fn render_text(report: &StatusReport, older_than: Option<&DurationArg>) -> S
                             .as_deref()
                             .map(|d| &d[..10])
                             .unwrap_or("never"),
-                        if other.held_by.is_empty() {
+                        if let (true, Some(on), Some(after)) = (
+                            other.held_by.is_empty(),
+                            &other.retired_by_iam_keys,
+                            &other.prune_after,
+                        ) {
+                            format!(
+                                "retired by iam-keys on {}, prune after {}",
+                                &on[..10],
+                                &after[..10]
+                            )
+                        } else if other.held_by.is_empty() {
                             "held by no profile here (another machine?)".to_string()
                         } else {
                             format!("held by profile {}", other.held_by.join(", "))

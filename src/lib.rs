@@ -1,8 +1,10 @@
 //! `iam-keys`: rotate long-lived AWS IAM access keys safely, for one profile or all of them.
 //!
-//! The modules follow the data flow: arguments ([`cli`]) → resolved [`settings`] → the
-//! profile files ([`profiles`]) → the keys they hold ([`inventory`]) → a plan and its
-//! execution against AWS ([`rotation`], through [`aws`]) → output ([`cli::render`]).
+//! The modules follow the data flow, and import only downwards: arguments and output
+//! ([`cli`]) → the protocol ([`rotation`]; also [`audit`], [`grant`], [`schedule`]) → the keys
+//! the profiles hold ([`inventory`]) → resolved [`settings`], the profile files
+//! ([`profiles`]) and [`policy`] documents → AWS ([`aws`]) → [`time`] and [`secret`].
+//! `tests/layering.rs` checks the order; ARCHITECTURE.md maps the tree.
 
 pub mod audit;
 pub mod aws;

@@ -1,8 +1,11 @@
-//! The command line: clap definitions of the global options and one file per command, the
-//! renderers (text and JSON), prompts and progress lines.
+//! The command line: clap definitions of the global options and one file per command; the
+//! wiring `rotate` and `recover` share ([`wiring`], [`pending`]); the words users read
+//! ([`advice`], [`words`], [`render`]); prompts and progress lines ([`ui`]).
 //!
-//! Must not: call AWS or edit files directly. Commands get resolved [`Settings`] and call
-//! into `rotation`, `profiles` and `policy`.
+//! Must not: edit files directly, or decide what happens to a key. Commands get resolved
+//! [`Settings`] and call into `rotation`, `profiles`, `policy`, `audit`, `grant` and
+//! `schedule`. The only AWS calls made here are the read-only ones around them: the MFA
+//! session and device lookup ([`mfa`]) and `--auth-profile`'s identity ([`auth`]).
 //!
 //! [`Settings`]: crate::settings::Settings
 

@@ -1,3 +1,4 @@
+// Over 500 lines: the line grammar of the AWS file format, kept in one place so no rule is read twice.
 //! The lossless line model of one AWS shared config or credentials file.
 //!
 //! Job: split a file's text into lines, each kept byte for byte with its own line ending

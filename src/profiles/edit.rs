@@ -1,3 +1,4 @@
+// Over 500 lines: one edit planner with its refusals; every rule is a branch of the same walk over the lines.
 //! Planning and applying key edits on one file's document, the editing refusals, and the
 //! warnings about what the AWS SDKs and the AWS CLI read differently.
 //!

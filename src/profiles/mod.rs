@@ -1,3 +1,4 @@
+// Over 500 lines: `ProfileFiles`, the one entry point to both files (load, query, plan, edit, save), whose methods share its invariants.
 //! The shared AWS config and credentials files: a lossless document model (every byte not
 //! edited is kept), the profile view over both files, file location from the environment,
 //! the run lock, and the atomic save.

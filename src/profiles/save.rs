@@ -1,3 +1,4 @@
+// Over 500 lines: the atomic save with its in-place, symlink and concurrent-change paths, each next to its undo.
 //! Writing a file safely: follow symlinks to the real file, write a temporary file in the
 //! same directory, fsync it, rename it over the target, fsync the directory. A failure at
 //! any step leaves the old file as it was and removes the temporary file (`tempfile` deletes

@@ -1,3 +1,4 @@
+// Over 500 lines: the state machine, each step beside its failure branch, read top to bottom as the README's protocol table.
 //! The state machine that carries out a [`KeyPlan`]: intent → (make room) → create → verify
 //! → persist → retire → done, with the failure branch of every step (see the table in the
 //! README). Distinct keys run concurrently on one thread; file edits go through the one

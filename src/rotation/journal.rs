@@ -1,3 +1,4 @@
+// Over 500 lines: the journal's format, its store, its per-user index and their private-directory checks belong to one durable record.
 //! The recovery journal: one small JSON file per key being rotated, written before anything
 //! changes and again at each step, so that a run killed at any point can be finished or
 //! undone by the next run (`iam-keys recover`).

@@ -1,3 +1,4 @@
+// Over 500 lines: one simulation (world, scheduler, faults, invariants); split, no part would run alone.
 //! A deterministic simulation of the whole protocol, in the style of FoundationDB's
 //! simulation testing and TigerBeetle's VOPR: the fake IAM, the fake clock, real files in a
 //! temporary directory, and one seed that decides everything.

@@ -1,3 +1,4 @@
+// Over 500 lines: one test per branch of the state machine and of recovery, all on the one `World` fixture at the top.
 //! Every branch of the rotation state machine and of recovery, against the in-memory IAM
 //! with scripted faults and a fake clock (no real sleeping), on real temporary files.
 

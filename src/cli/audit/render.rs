@@ -1,3 +1,4 @@
+// Over 500 lines: one report in three formats (text, JSON, CSV); the formats share the row model at the top.
 //! The audit report in three formats, and its exit code.
 //!
 //! - `json`: the [`Report`] as documented in the README (field names are stable).

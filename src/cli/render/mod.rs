@@ -1,5 +1,9 @@
-//! Shared pieces of output: JSON shapes for AWS errors and last use, dates and ages, a plain
-//! text table, and the `--output env` lines (the only place a secret is printed).
+//! Output: one renderer per command ([`rotate`], [`status`]; the audit's is `cli::audit::render`)
+//! beside the shared pieces: the one JSON helper ([`json`]), JSON shapes for AWS errors and
+//! last use, a plain text table, and the `--output env` lines (the only place a secret is
+//! printed).
+//!
+//! Must not: decide anything; a renderer only describes what its command decided and did.
 
 pub mod rotate;
 pub mod status;

@@ -273,6 +273,45 @@ pub async fn session_for<C: Connector>(
     }
 }
 
+/// The device a key group's IAM calls use when one is named: `--mfa-serial`, else a holder's
+/// `mfa_serial`.
+pub fn named_device(args: &MfaArgs, group: &crate::inventory::KeyGroup) -> Option<String> {
+    args.mfa_serial.clone().or_else(|| group.mfa_serial.clone())
+}
+
+/// [`session_for`] a key group's own key (`--mfa` may pick the user's device), with AWS
+/// refusals in words that name the group's profiles and key.
+pub async fn for_group<C: Connector>(
+    group: &crate::inventory::KeyGroup,
+    args: &MfaArgs,
+    dry_run: bool,
+    connector: &C,
+    ui: &Ui,
+    sessions: &mut Sessions,
+) -> Result<(Option<Credentials>, Option<String>), String> {
+    let serial = named_device(args, group);
+    session_for(
+        &group.target,
+        serial,
+        args.mfa,
+        dry_run,
+        args,
+        connector,
+        ui,
+        sessions,
+    )
+    .await
+    .map_err(|e| {
+        let cx = super::advice::Context {
+            profiles: &group.holders,
+            key_id: &group.key_id,
+            region: &group.target.region,
+            signer: crate::aws::Signer::OldKey,
+        };
+        e.explain(|e| super::advice::explain(e, &cx))
+    })
+}
+
 /// Why no MFA session could be had.
 #[derive(Debug)]
 pub enum SessionError {

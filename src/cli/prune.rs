@@ -278,35 +278,16 @@ async fn prune_all<C: Connector>(
         }
         // The IAM calls are made with an MFA session when the profile names a device (a
         // dry run reads without one): the same rule as `rotate`.
-        let serial = args
-            .mfa
-            .mfa_serial
-            .clone()
-            .or_else(|| group.mfa_serial.clone());
-        let found = super::mfa::session_for(
-            &group.target,
-            serial,
-            args.mfa.mfa,
-            args.dry_run,
-            &args.mfa,
-            connector,
-            ui,
-            &mut sessions,
-        )
-        .await;
+        let found =
+            super::mfa::for_group(group, &args.mfa, args.dry_run, connector, ui, &mut sessions)
+                .await;
         let iam_target = match found {
             Ok((Some(session), _)) => group.target.with_credentials(session),
             Ok((None, _)) => group.target.clone(),
-            Err(e) => {
-                let cx = super::advice::Context {
-                    profiles: &group.holders,
-                    key_id: &group.key_id,
-                    region: &group.target.region,
-                    signer: crate::aws::Signer::OldKey,
-                };
+            Err(message) => {
                 errors.push(ProfileErrorJson {
                     profiles: group.holders.clone(),
-                    message: e.explain(|e| super::advice::explain(e, &cx)),
+                    message,
                 });
                 continue;
             }

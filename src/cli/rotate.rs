@@ -14,7 +14,6 @@ use super::render::rotate::{
 use super::render::{self, ErrorJson};
 use super::ui::Ui;
 use super::wiring::{acquire_lock, journal_store, step_lines, with_ctrl_c};
-use crate::aws::Signer;
 use crate::aws::{Connector, Credentials};
 use crate::error::{Error, Outcome};
 use crate::inventory::Destination;
@@ -24,7 +23,7 @@ use crate::rotation::exec::Job;
 use crate::rotation::journal::JournalStore;
 use crate::rotation::plan::{KeyPlan, PlanOptions};
 use crate::rotation::preflight::{
-    self, AuthCaller, Caller, PreflightError, Pruner, Refused, Verdict,
+    AuthCaller, Caller, Preflight, PreflightError, Pruner, Refused, Verdict,
 };
 use crate::rotation::recover::{Mode, Recovered};
 use crate::rotation::{Engine, ExecOptions, KeyOutcome};
@@ -88,26 +87,6 @@ pub struct RotateArgs {
     pub prune_older_than: DurationArg,
     #[command(flatten)]
     pub mfa: MfaArgs,
-}
-
-/// The preflight verdict for one key group.
-enum Preflight {
-    Ready {
-        plan: KeyPlan,
-        age_days: Option<i64>,
-    },
-    NotDue {
-        user: String,
-        age_days: i64,
-    },
-    Refused {
-        user: String,
-        message: String,
-    },
-    Failed {
-        message: String,
-        error: Option<ErrorJson>,
-    },
 }
 
 /// A key to rotate: its report's index, group, plan, IAM credentials and MFA device.
@@ -344,11 +323,7 @@ async fn rotate<C: Connector>(
         && args.mfa.mfa_command.is_none()
     {
         groups.retain(|group| {
-            let serial = args
-                .mfa
-                .mfa_serial
-                .clone()
-                .or_else(|| group.mfa_serial.clone());
+            let serial = super::mfa::named_device(&args.mfa, group);
             let needs_code = group.problem.is_none() && (serial.is_some() || args.mfa.mfa);
             if needs_code {
                 for profile in &group.holders {
@@ -374,25 +349,44 @@ async fn rotate<C: Connector>(
                 group_serials.push(result.as_ref().ok().and_then(|(_, s)| s.clone()));
             }
             None => {
-                let (session, serial) =
-                    mfa_session(args, ui, engine.connector, group, &mut sessions).await;
+                let (session, serial) = if group.problem.is_some() {
+                    (Ok(None), None)
+                } else {
+                    match super::mfa::for_group(
+                        group,
+                        &args.mfa,
+                        args.dry_run,
+                        engine.connector,
+                        ui,
+                        &mut sessions,
+                    )
+                    .await
+                    {
+                        Ok((session, serial)) => (Ok(session), serial),
+                        Err(message) => (Err(message), None),
+                    }
+                };
                 group_sessions.push(session);
                 group_serials.push(serial);
             }
         }
     }
-    let verdicts: Vec<Preflight> =
+    let pruner = prune_context.as_ref().map(|context| {
+        move |facts: &inventory::KeyFacts, id: &str| {
+            crate::rotation::prune::decide(&context.candidate(facts, id), now, &context.options)
+        }
+    });
+    let preflight = Preflight {
+        connector: engine.connector,
+        files,
+        options: &plan_options,
+        pruner: pruner.as_ref().map(|p| p as Pruner<'_>),
+        now,
+    };
+    // Each key's verdict, or why it was not checked (a pending journal, no MFA session).
+    let verdicts: Vec<Result<Verdict, String>> =
         futures_util::stream::iter(groups.iter().zip(&group_sessions).map(|(group, session)| {
-            let plan_options = &plan_options;
-            let pruner = prune_context.as_ref().map(|context| {
-                move |facts: &inventory::KeyFacts, id: &str| {
-                    crate::rotation::prune::decide(
-                        &context.candidate(facts, id),
-                        now,
-                        &context.options,
-                    )
-                }
-            });
+            let preflight = &preflight;
             let auth = auth.as_ref();
             let blocked_by = blocked
                 .iter()
@@ -400,38 +394,17 @@ async fn rotate<C: Connector>(
                 .map(|(_, why)| why.clone());
             async move {
                 if let Some(message) = blocked_by {
-                    return Preflight::Failed {
-                        message,
-                        error: None,
-                    };
+                    return Err(message);
                 }
-                match session {
-                    Ok(session) => {
-                        let caller = Caller {
-                            session: session.as_ref(),
-                            auth: auth.map(|a| AuthCaller {
-                                credentials: &a.target.credentials,
-                                user_name: args.user_name.as_deref(),
-                            }),
-                        };
-                        let verdict = preflight::check(
-                            engine.connector,
-                            files,
-                            group,
-                            caller,
-                            plan_options,
-                            pruner.as_ref().map(|p| p as Pruner<'_>),
-                            now,
-                        )
-                        .await;
-                        let prune_older_than = args.prune.then_some(&args.prune_older_than);
-                        in_words(verdict, group, auth, prune_older_than, now)
-                    }
-                    Err(message) => Preflight::Failed {
-                        message: message.clone(),
-                        error: None,
-                    },
-                }
+                let session = session.as_ref().map_err(Clone::clone)?;
+                let caller = Caller {
+                    session: session.as_ref(),
+                    auth: auth.map(|a| AuthCaller {
+                        credentials: &a.target.credentials,
+                        user_name: args.user_name.as_deref(),
+                    }),
+                };
+                Ok(preflight.check(group, caller).await)
             }
         }))
         .buffered(args.concurrency as usize)
@@ -460,7 +433,7 @@ async fn rotate<C: Connector>(
             error: None,
         };
         match verdict {
-            Preflight::Ready { plan, age_days } => {
+            Ok(Verdict::Ready { plan, age_days }) => {
                 report.user = Some(plan.user.clone());
                 report.age_days = age_days;
                 report.result = "planned";
@@ -475,20 +448,26 @@ async fn rotate<C: Connector>(
                     serial.clone(),
                 ));
             }
-            Preflight::NotDue { user, age_days } => {
+            Ok(Verdict::NotDue { user, age_days }) => {
                 report.user = Some(user);
                 report.result = "not-due";
                 report.age_days = Some(age_days);
             }
-            Preflight::Refused { user, message } => {
+            Ok(Verdict::Refused { user, why }) => {
                 report.user = Some(user);
                 report.result = "refused";
-                report.error = Some(ErrorJson::other("Refused", message));
+                let prune_older_than = args.prune.then_some(&args.prune_older_than);
+                report.error = Some(ErrorJson::other(
+                    "Refused",
+                    refused_words(why, prune_older_than, now),
+                ));
             }
-            Preflight::Failed { message, error } => {
+            Ok(Verdict::Failed(e)) => {
+                let (message, error) = failure_words(&e, group, auth.as_ref());
                 report.error =
                     Some(error.unwrap_or_else(|| ErrorJson::other("Preflight", message)));
             }
+            Err(message) => report.error = Some(ErrorJson::other("Preflight", message)),
         }
         reports.push(report);
     }
@@ -641,49 +620,6 @@ fn confirm(args: &RotateArgs, ui: &Ui, question: &str) -> Result<(), Error> {
     )
 }
 
-/// The MFA session a key's IAM calls need, if any, and its device: from `--mfa-serial`, the
-/// profile's `mfa_serial`, or (`--mfa`) the user's only device. A dry run asks for no code
-/// (the device is still returned, so the plan can say a code will be needed).
-async fn mfa_session<C: Connector>(
-    args: &RotateArgs,
-    ui: &Ui,
-    connector: &C,
-    group: &KeyGroup,
-    sessions: &mut Sessions,
-) -> (Result<Option<Credentials>, String>, Option<String>) {
-    if group.problem.is_some() {
-        return (Ok(None), None);
-    }
-    let serial = args
-        .mfa
-        .mfa_serial
-        .clone()
-        .or_else(|| group.mfa_serial.clone());
-    let found = super::mfa::session_for(
-        &group.target,
-        serial,
-        args.mfa.mfa,
-        args.dry_run,
-        &args.mfa,
-        connector,
-        ui,
-        sessions,
-    )
-    .await;
-    match found {
-        Ok((session, serial)) => (Ok(session), serial),
-        Err(e) => {
-            let cx = advice::Context {
-                profiles: &group.holders,
-                key_id: &group.key_id,
-                region: &group.target.region,
-                signer: Signer::OldKey,
-            };
-            (Err(e.explain(|e| advice::explain(e, &cx))), None)
-        }
-    }
-}
-
 /// Why a key is not rotated when its journal could not be used or finished.
 fn text_of_pending(entry: &crate::rotation::journal::Entry) -> String {
     format!(
@@ -693,42 +629,18 @@ fn text_of_pending(entry: &crate::rotation::journal::Entry) -> String {
     )
 }
 
-/// A preflight verdict with its refusal or failure put in words.
-fn in_words(
-    verdict: Verdict,
-    group: &KeyGroup,
-    auth: Option<&AuthProfile>,
-    prune_older_than: Option<&DurationArg>,
-    now: Timestamp,
-) -> Preflight {
-    match verdict {
-        Verdict::Ready { plan, age_days } => Preflight::Ready { plan, age_days },
-        Verdict::NotDue { user, age_days } => Preflight::NotDue { user, age_days },
-        Verdict::Refused {
-            user,
-            why: Refused::Plan { refusal, prune },
-        } => Preflight::Refused {
-            user,
-            message: match (prune, prune_older_than) {
-                (Some(kept), Some(older_than)) => format!(
-                    "{}\n--prune did not delete it: {}",
-                    advice::refusal(&refusal, now),
-                    super::prune::explain(&kept, older_than)
-                ),
-                _ => advice::refusal(&refusal, now),
-            },
+/// Why a key is not rotated, in words.
+fn refused_words(why: Refused, prune_older_than: Option<&DurationArg>, now: Timestamp) -> String {
+    match why {
+        Refused::Plan { refusal, prune } => match (prune, prune_older_than) {
+            (Some(kept), Some(older_than)) => format!(
+                "{}\n--prune did not delete it: {}",
+                advice::refusal(&refusal, now),
+                super::prune::explain(&kept, older_than)
+            ),
+            _ => advice::refusal(&refusal, now),
         },
-        Verdict::Refused {
-            user,
-            why: Refused::Uncovered(places),
-        } => Preflight::Refused {
-            user,
-            message: advice::uncovered(&places),
-        },
-        Verdict::Failed(e) => {
-            let (message, error) = failure_words(&e, group, auth);
-            Preflight::Failed { message, error }
-        }
+        Refused::Uncovered(places) => advice::uncovered(&places),
     }
 }
 

@@ -90,123 +90,123 @@ impl From<ProfileError> for PreflightError {
 /// With `--prune`: whether `prune` would delete one of the user's keys (the facts, the key).
 pub type Pruner<'a> = &'a dyn Fn(&inventory::KeyFacts, &str) -> prune::Verdict;
 
-/// Check one key group: see the module doc. `files` are read, never written. With a
-/// `pruner`, the user's Inactive second key makes room when `prune` would delete it.
-pub async fn check<C: Connector>(
-    connector: &C,
-    files: &RefCell<ProfileFiles>,
-    group: &KeyGroup,
-    caller: Caller<'_>,
-    options: &PlanOptions,
-    pruner: Option<Pruner<'_>>,
-    now: Timestamp,
-) -> Verdict {
-    match inspect(connector, files, group, caller, options, pruner, now).await {
-        Ok(verdict) => verdict,
-        Err(e) => Verdict::Failed(e),
-    }
+/// What checking a key group needs besides the group: the client, the files (read, never
+/// written), the plan's options, `--prune`'s rule, and the time.
+pub struct Preflight<'a, C> {
+    pub connector: &'a C,
+    pub files: &'a RefCell<ProfileFiles>,
+    pub options: &'a PlanOptions,
+    /// With `--prune`: the user's Inactive second key makes room when `prune` would delete it.
+    pub pruner: Option<Pruner<'a>>,
+    pub now: Timestamp,
 }
 
-async fn inspect<C: Connector>(
-    connector: &C,
-    files: &RefCell<ProfileFiles>,
-    group: &KeyGroup,
-    caller: Caller<'_>,
-    options: &PlanOptions,
-    pruner: Option<Pruner<'_>>,
-    now: Timestamp,
-) -> Result<Verdict, PreflightError> {
-    if let Some(problem) = &group.problem {
-        return Err(problem.clone().into());
+impl<C: Connector> Preflight<'_, C> {
+    /// Check one key group: see the module doc.
+    pub async fn check(&self, group: &KeyGroup, caller: Caller<'_>) -> Verdict {
+        self.inspect(group, caller)
+            .await
+            .unwrap_or_else(Verdict::Failed)
     }
-    for holder in &group.holders {
-        files.borrow().check_editable(holder)?;
-    }
-    let client = connector.connect(&match caller.session {
-        Some(session) => group.target.with_credentials(session.clone()),
-        None => group.target.clone(),
-    });
-    let inspected = match caller.auth {
-        Some(AuthCaller {
-            user_name: Some(user),
-            ..
-        }) if group.destination != Destination::Holders => {
-            inventory::inspect_user(&client, user).await
+
+    async fn inspect(
+        &self,
+        group: &KeyGroup,
+        caller: Caller<'_>,
+    ) -> Result<Verdict, PreflightError> {
+        let (connector, files, now) = (self.connector, self.files, self.now);
+        if let Some(problem) = &group.problem {
+            return Err(problem.clone().into());
         }
-        Some(AuthCaller { user_name, .. }) => {
-            let own = connector.connect(&group.target);
-            inventory::inspect_as(&own, &client, &group.key_id, user_name).await
+        for holder in &group.holders {
+            files.borrow().check_editable(holder)?;
         }
-        None => inventory::inspect(&client, &group.key_id).await,
-    };
-    let facts = match inspected {
-        Ok(facts) => facts,
-        Err(InspectError::Aws(error)) => {
-            // With --auth-profile only GetCallerIdentity (for a local key) uses the key itself.
-            let by_auth = caller.auth.is_some()
-                && (error.action != Action::GetCallerIdentity
-                    || group.destination != Destination::Holders);
-            let signer = match caller.auth {
-                Some(a) if by_auth => Signer::of(
-                    caller.session.is_some_and(|s| s != a.credentials),
-                    Signer::OldKey,
-                ),
-                _ => Signer::of(
-                    caller.session.is_some() && caller.auth.is_none(),
-                    Signer::OldKey,
-                ),
-            };
-            return Err(PreflightError::Aws {
-                error,
-                signer,
-                by_auth,
-            });
-        }
-        Err(e) => return Err(PreflightError::Inspect(e)),
-    };
-    let held_by = |id: &str| files.borrow().holder_names(id);
-    let mut options = options.clone();
-    let mut kept = None;
-    if let Some(pruner) = pruner
-        && let Some(other) = facts
-            .others(&group.key_id)
-            .into_iter()
-            .find(|k| k.status == KeyStatus::Inactive)
-    {
-        match pruner(&facts, &other.id) {
-            prune::Verdict::Delete { .. } => options.delete_inactive = true,
-            verdict => kept = Some(verdict),
-        }
-    }
-    Ok(
-        match plan::decide(&facts, &group.key_id, &held_by, &options, now) {
-            Decision::Rotate(plan) => {
-                files.borrow().check_writable()?;
-                if group.destination == Destination::Holders {
-                    let left = plan::uncovered_places(&files.borrow(), &group.key_id)?;
-                    if !left.is_empty() {
-                        return Ok(Verdict::Refused {
-                            user: facts.user,
-                            why: Refused::Uncovered(left),
-                        });
-                    }
-                }
-                let age_days = plan.old_created.map(|c| crate::time::age_days(now, c));
-                Verdict::Ready { plan, age_days }
+        let client = connector.connect(&match caller.session {
+            Some(session) => group.target.with_credentials(session.clone()),
+            None => group.target.clone(),
+        });
+        let inspected = match caller.auth {
+            Some(AuthCaller {
+                user_name: Some(user),
+                ..
+            }) if group.destination != Destination::Holders => {
+                inventory::inspect_user(&client, user).await
             }
-            Decision::NotDue { age_days } => Verdict::NotDue {
-                user: facts.user,
-                age_days,
-            },
-            Decision::Refuse(refusal) => Verdict::Refused {
-                user: facts.user,
-                why: Refused::Plan {
-                    refusal: Box::new(refusal),
-                    prune: kept,
+            Some(AuthCaller { user_name, .. }) => {
+                let own = connector.connect(&group.target);
+                inventory::inspect_as(&own, &client, &group.key_id, user_name).await
+            }
+            None => inventory::inspect(&client, &group.key_id).await,
+        };
+        let facts = match inspected {
+            Ok(facts) => facts,
+            Err(InspectError::Aws(error)) => {
+                // With --auth-profile only GetCallerIdentity (for a local key) uses the key itself.
+                let by_auth = caller.auth.is_some()
+                    && (error.action != Action::GetCallerIdentity
+                        || group.destination != Destination::Holders);
+                let signer = match caller.auth {
+                    Some(a) if by_auth => Signer::of(
+                        caller.session.is_some_and(|s| s != a.credentials),
+                        Signer::OldKey,
+                    ),
+                    _ => Signer::of(
+                        caller.session.is_some() && caller.auth.is_none(),
+                        Signer::OldKey,
+                    ),
+                };
+                return Err(PreflightError::Aws {
+                    error,
+                    signer,
+                    by_auth,
+                });
+            }
+            Err(e) => return Err(PreflightError::Inspect(e)),
+        };
+        let held_by = |id: &str| files.borrow().holder_names(id);
+        let mut options = self.options.clone();
+        let mut kept = None;
+        if let Some(pruner) = self.pruner
+            && let Some(other) = facts
+                .others(&group.key_id)
+                .into_iter()
+                .find(|k| k.status == KeyStatus::Inactive)
+        {
+            match pruner(&facts, &other.id) {
+                prune::Verdict::Delete { .. } => options.delete_inactive = true,
+                verdict => kept = Some(verdict),
+            }
+        }
+        Ok(
+            match plan::decide(&facts, &group.key_id, &held_by, &options, now) {
+                Decision::Rotate(plan) => {
+                    files.borrow().check_writable()?;
+                    if group.destination == Destination::Holders {
+                        let left = plan::uncovered_places(&files.borrow(), &group.key_id)?;
+                        if !left.is_empty() {
+                            return Ok(Verdict::Refused {
+                                user: facts.user,
+                                why: Refused::Uncovered(left),
+                            });
+                        }
+                    }
+                    let age_days = plan.old_created.map(|c| crate::time::age_days(now, c));
+                    Verdict::Ready { plan, age_days }
+                }
+                Decision::NotDue { age_days } => Verdict::NotDue {
+                    user: facts.user,
+                    age_days,
+                },
+                Decision::Refuse(refusal) => Verdict::Refused {
+                    user: facts.user,
+                    why: Refused::Plan {
+                        refusal: Box::new(refusal),
+                        prune: kept,
+                    },
                 },
             },
-        },
-    )
+        )
+    }
 }
 
 #[cfg(test)]
@@ -271,15 +271,15 @@ mod tests {
     }
 
     fn check_world(w: &World, options: &PlanOptions) -> Verdict {
-        block(check(
-            &w.iam.connector(),
-            &w.files,
-            &w.group,
-            Caller::default(),
+        let connector = w.iam.connector();
+        let preflight = Preflight {
+            connector: &connector,
+            files: &w.files,
             options,
-            None,
-            now(),
-        ))
+            pruner: None,
+            now: now(),
+        };
+        block(preflight.check(&w.group, Caller::default()))
     }
 
     #[test]

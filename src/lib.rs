@@ -9,6 +9,7 @@ pub mod aws;
 pub mod cli;
 pub mod error;
 pub mod grant;
+pub mod hooks;
 pub mod inventory;
 mod logging;
 pub mod policy;

@@ -68,6 +68,7 @@
 //! ([`ProfileError::NullDevice`]). At most 16 MiB is read ([`ProfileError::TooLarge`]).
 
 pub mod document;
+pub mod dotenv;
 mod edit;
 mod error;
 mod location;

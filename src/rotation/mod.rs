@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod exec;
+pub mod hooks;
 pub mod journal;
 pub mod plan;
 pub mod recover;

@@ -256,6 +256,7 @@ async fn recover_one<C: Connector>(
             ui.progress(&format!("{}: {step}", mask_key_id(key)))
         }
     };
+    let gates = crate::hooks::ProcessRunner::new(settings.env.vars());
     let engine = Engine {
         connector,
         clock: &RealClock,
@@ -264,6 +265,7 @@ async fn recover_one<C: Connector>(
         options,
         cancel: &cancel,
         progress: &progress,
+        gates: &gates,
     };
     engine
         .recover(journal, mode, session.as_ref())
@@ -271,7 +273,9 @@ async fn recover_one<C: Connector>(
         .map_err(|e| {
             let advice = match &e {
                 // These say what to do themselves.
-                RecoverError::CannotUndo(_) | RecoverError::PlacesChanged { .. } => "",
+                RecoverError::CannotUndo(_)
+                | RecoverError::PlacesChanged { .. }
+                | RecoverError::Gates(_) => "",
                 _ => "; the journal is kept, run `iam-keys recover` again once fixed",
             };
             format!("{e}{advice}")

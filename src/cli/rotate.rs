@@ -13,7 +13,8 @@ use crate::error::{Error, Outcome};
 use crate::inventory::{self, InspectError, KeyGroup};
 use crate::profiles::{KeyEdit, ProfileFiles, SaveOptions};
 use crate::rotation::clock::{Cancel, RealClock};
-use crate::rotation::exec::{Cleanup, Failure, Job};
+use crate::rotation::exec::{Cleanup, Failure, Job, describe_gate};
+use crate::rotation::hooks::Gate;
 use crate::rotation::journal::{Destination, Journal, JournalStore};
 use crate::rotation::plan::{self, Decision, KeyPlan, PlanOptions, Retire};
 use crate::rotation::recover::{Mode, Recovered};
@@ -66,6 +67,8 @@ pub struct RotateArgs {
     pub user_name: Option<String>,
     #[command(flatten)]
     pub mfa: MfaArgs,
+    #[command(flatten)]
+    pub hooks: super::hooks::HookArgs,
 }
 
 /// One key in the `rotate --output json` document.
@@ -89,6 +92,9 @@ pub struct KeyReport {
     pub changes: Vec<String>,
     /// The MFA device whose session makes the IAM calls (a code is needed), if any.
     pub mfa_serial: Option<String>,
+    /// The hooks and env files that get the new key before the old key is retired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<String>,
     pub error: Option<ErrorJson>,
 }
 
@@ -137,13 +143,15 @@ enum Preflight {
     },
 }
 
-/// A key to rotate: its report's index, group, plan, IAM credentials and MFA device.
+/// A key to rotate: its report's index, group, plan, IAM credentials, MFA device, and the
+/// hooks and env files it must update before the old key goes.
 type JobSpec<'a> = (
     usize,
     &'a KeyGroup,
     KeyPlan,
     Option<Credentials>,
     Option<String>,
+    Vec<Gate>,
 );
 
 fn retire_word(r: Retire) -> &'static str {
@@ -175,6 +183,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     let journals = super::recover::journal_store(settings);
     let exec_options = ExecOptions {
         verify_timeout: args.verify_timeout.duration,
+        hook_timeout: args.hooks.hook_timeout.duration,
         save: SaveOptions {
             backup: !args.no_backup,
         },
@@ -186,6 +195,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
             ui.progress(&format!("{}: {step}", mask_key_id(key)));
         }
     };
+    let gates = crate::hooks::ProcessRunner::new(settings.env.vars());
     let engine = Engine {
         connector: &connector,
         clock: &RealClock,
@@ -194,6 +204,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         options: &exec_options,
         cancel: &cancel,
         progress: &progress,
+        gates: &gates,
     };
 
     super::block_on(async {
@@ -447,11 +458,28 @@ async fn rotate<C: Connector>(
             age_days: None,
             changes: Vec::new(),
             mfa_serial: serial.clone(),
+            hooks: Vec::new(),
             error: None,
         };
         match verdict {
             Preflight::Ready { plan, age_days } => {
                 report.user = Some(plan.user.clone());
+                let home = crate::profiles::home_dir(&|k| settings.env.get(k).map(str::to_string));
+                let gates = match super::hooks::gates_for(
+                    &args.hooks,
+                    &files.borrow(),
+                    &group.holders,
+                    &plan.old_key_id,
+                    home.as_deref(),
+                ) {
+                    Ok(gates) => gates,
+                    Err(message) => {
+                        report.error = Some(ErrorJson::other("Preflight", message));
+                        reports.push(report);
+                        continue;
+                    }
+                };
+                report.hooks = gates.iter().map(describe_gate).collect();
                 report.age_days = age_days;
                 report.result = "planned";
                 report.old_key = Some(retire_word(plan.retire));
@@ -463,6 +491,7 @@ async fn rotate<C: Connector>(
                     plan,
                     session.clone().ok().flatten(),
                     serial.clone(),
+                    gates,
                 ));
             }
             Preflight::NotDue { user, age_days } => {
@@ -483,6 +512,14 @@ async fn rotate<C: Connector>(
         reports.push(report);
     }
 
+    // One --env-file for several keys: each would overwrite the other's key.
+    if !args.hooks.env_files.is_empty() && jobs.len() > 1 {
+        return Err(Error::Usage(format!(
+            "--env-file names one file for every key of the run, but {} keys are to be rotated; select one \
+             profile (--profile), or set iam_keys_env_file under each [profile …] in the config file instead",
+            jobs.len()
+        )));
+    }
     if settings.output != OutputFormat::Json {
         let plan_text = render_plan(&reports, &skipped, args);
         if args.dry_run {
@@ -525,7 +562,7 @@ async fn rotate<C: Connector>(
 
     // Execute, several keys at a time.
     let results: Vec<(usize, KeyOutcome)> = futures_util::stream::iter(jobs.iter().map(
-        |(index, group, plan, session, serial)| async move {
+        |(index, group, plan, session, serial, gates)| async move {
             let job = Job {
                 plan,
                 target: &group.target,
@@ -534,6 +571,7 @@ async fn rotate<C: Connector>(
                 mfa_serial: serial.as_deref(),
                 destination: &group.destination,
                 auth_profile: args.auth_profile.as_deref(),
+                gates,
             };
             (*index, engine.execute(job).await)
         },
@@ -1064,6 +1102,9 @@ fn render_plan(reports: &[KeyReport], skipped: &[Skipped], args: &RotateArgs) ->
                 }
                 for c in &r.changes {
                     out.push_str(&format!("           {c}\n"));
+                }
+                for h in &r.hooks {
+                    out.push_str(&format!("           then {h} gets the new key\n"));
                 }
                 out.push_str(&format!(
                     "           then the old key is {}\n",

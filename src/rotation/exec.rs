@@ -7,9 +7,10 @@
 //! the new key has authenticated repeatedly and is saved in every file that held the old one.
 
 use super::clock::{Backoff, Cancel, Clock, rfc3339, signed};
+use super::hooks::{Gate, GateResult, GateRunner, GateState};
 use super::journal::{
     Destination, Endpoint, Journal, JournalError, JournalPaths, JournalStore, Stage, VERSION,
-    Window,
+    VERSION_WITHOUT_GATES, Window,
 };
 use super::plan::{KeyPlan, Retire};
 use crate::aws::{AwsError, Connector, Credentials, ErrorKind, Iam, KeyStatus, Target};
@@ -57,6 +58,8 @@ pub struct ExecOptions {
     /// lost, backing off between lists, before concluding that no key was created (IAM's
     /// lists may lag a create by a moment).
     pub relists: u32,
+    /// How long each hook may run before it is killed and counts as failed.
+    pub hook_timeout: Duration,
 }
 
 impl Default for ExecOptions {
@@ -71,6 +74,7 @@ impl Default for ExecOptions {
             create_call_budget: Duration::from_secs(30),
             clock_skew: Duration::from_secs(5 * 60),
             relists: 3,
+            hook_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -84,6 +88,8 @@ pub enum Step {
     Verify,
     WaitForIam,
     Persist,
+    /// Handing the new key to the hooks and env files.
+    Gates,
     Retire,
     Done,
 }
@@ -97,6 +103,7 @@ impl fmt::Display for Step {
             Step::Verify => "verifying the new key",
             Step::WaitForIam => "waiting for IAM to accept the new key",
             Step::Persist => "writing the files",
+            Step::Gates => "updating the hooks and env files",
             Step::Retire => "retiring the old key",
             Step::Done => "done",
         })
@@ -132,6 +139,9 @@ pub enum Failure {
         key_id: String,
         status: Option<KeyStatus>,
     },
+    /// Hooks or env files that did not take the new key (each with how it ended): the old
+    /// key stays Active until every one has.
+    Gates(Vec<(Gate, GateResult)>),
 }
 
 impl fmt::Display for Failure {
@@ -172,7 +182,57 @@ impl fmt::Display for Failure {
                 mask_key_id(key_id),
                 status.as_ref().map(KeyStatus::as_str).unwrap_or("gone")
             ),
+            Failure::Gates(failed) => {
+                for (i, (gate, result)) in failed.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, "; ")?;
+                    }
+                    write!(f, "{}", describe_gate_failure(gate, result))?;
+                }
+                write!(
+                    f,
+                    "; the old key stays Active. Fix it, then run `iam-keys recover` (it runs only what has not \
+                     passed, then retires the old key)"
+                )
+            }
         }
+    }
+}
+
+/// `hook `cmd` (profile dev)`, `env file /p/.env`.
+pub fn describe_gate(gate: &Gate) -> String {
+    let what = match gate {
+        Gate::Hook { command, .. } => format!("hook `{command}`"),
+        Gate::EnvFile { path, .. } => format!("env file {}", path.display()),
+    };
+    match gate.profile() {
+        Some(p) => format!("{what} (profile {p})"),
+        None => what,
+    }
+}
+
+/// `hook `cmd` (profile dev) exited with status 7`, `env file /p/.env: why`.
+pub(super) fn describe_gate_failure(gate: &Gate, result: &GateResult) -> String {
+    let what = describe_gate(gate);
+    match result {
+        GateResult::Passed => format!("{what} passed"),
+        GateResult::Exited {
+            code: Some(code), ..
+        } => format!("{what} exited with status {code}"),
+        GateResult::Exited {
+            signal: Some(signal),
+            ..
+        } => format!("{what} was killed by signal {signal}"),
+        GateResult::Exited { .. } => format!("{what} ended without an exit status"),
+        GateResult::TimedOut { after } => format!(
+            "{what} did not finish within {}s and was killed (raise --hook-timeout if it needs longer)",
+            after.as_secs_f64()
+        ),
+        GateResult::Error(why) => match gate {
+            Gate::Hook { .. } => format!("{what} failed: {why}"),
+            // The dotenv error names the file itself.
+            Gate::EnvFile { .. } => why.clone(),
+        },
     }
 }
 
@@ -311,6 +371,8 @@ pub struct Job<'a> {
     pub destination: &'a Destination,
     /// The profile whose credentials are `session` (`--auth-profile`), for the journal.
     pub auth_profile: Option<&'a str>,
+    /// Hooks and env files that must hold the new key before the old key is retired.
+    pub gates: &'a [Gate],
 }
 
 /// Everything a rotation needs from outside, injected.
@@ -322,6 +384,8 @@ pub struct Engine<'a, C: Connector, K: Clock> {
     pub options: &'a ExecOptions,
     pub cancel: &'a Cancel,
     pub progress: &'a dyn Fn(&str, Step),
+    /// Runs hooks and writes env files (in process in tests).
+    pub gates: &'a dyn GateRunner,
 }
 
 fn with_credentials(target: &Target, credentials: Credentials) -> Target {
@@ -347,7 +411,11 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             }
         }
         Journal {
-            version: VERSION,
+            version: if job.gates.is_empty() {
+                VERSION_WITHOUT_GATES
+            } else {
+                VERSION
+            },
             stage: Stage::Intent,
             started: started.to_string(),
             user: job.plan.user.clone(),
@@ -377,6 +445,16 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             }),
             create_window: None,
             orphans: Vec::new(),
+            gates: job
+                .gates
+                .iter()
+                .map(|gate| GateState {
+                    gate: gate.clone(),
+                    passed: false,
+                })
+                .collect(),
+            hook_timeout_ms: (!job.gates.is_empty())
+                .then(|| u64::try_from(self.options.hook_timeout.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 
@@ -608,6 +686,23 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 failure,
                 deleted_inactive,
             };
+        }
+
+        // Hooks and env files: each must hold the new key before the old key goes. Each pass
+        // is recorded in the journal, so recovery runs only the others.
+        if !journal.gates.is_empty() {
+            self.step(key, Step::Gates);
+            if let Err(failure) = self
+                .run_gates(&mut journal, &created.id, &created.secret)
+                .await
+            {
+                return KeyOutcome::Partial {
+                    new_key_id: created.id,
+                    new_secret: created.secret,
+                    failure,
+                    deleted_inactive,
+                };
+            }
         }
 
         // Retire the old key, signed with the new key (or the MFA session).

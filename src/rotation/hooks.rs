@@ -13,9 +13,13 @@
 //! What a gate does is behind [`GateRunner`], so unit tests and the simulation run gates in
 //! process; the real runner (processes, dotenv files) is [`crate::hooks`].
 //!
-//! Must not: print, spawn processes, touch files, or hold English meant for people (the
-//! outcome is plain values; `cli` words it).
+//! Must not: print, spawn processes or touch files (the runner does). Outcomes are plain
+//! values; `exec::describe_gate_failure` words them.
 
+use super::clock::Clock;
+use super::exec::{Engine, Failure};
+use super::journal::Journal;
+use crate::aws::Connector;
 use crate::secret::Secret;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -164,6 +168,118 @@ pub fn stdin_payload(format: HookFormat, delivery: &Delivery) -> Secret {
             delivery.access_key_id,
             delivery.secret_access_key.expose()
         )),
+    }
+}
+
+/// An in-process runner for unit tests and the simulation: every gate passes unless a
+/// result is scripted for its command (or path); every delivery is recorded, with whether
+/// `active` said the old key was still Active at that moment.
+#[cfg(test)]
+#[derive(Default)]
+pub struct ScriptedGates {
+    /// Results to give, per gate label, first to last; when a label's queue is empty the
+    /// gate passes.
+    pub script: std::cell::RefCell<std::collections::BTreeMap<String, Vec<GateResult>>>,
+    /// (gate label, new key id, secret) of every run.
+    pub runs: std::cell::RefCell<Vec<(String, String, Secret)>>,
+    /// Called at every run (a test can look at IAM there).
+    #[allow(clippy::type_complexity)]
+    pub on_run: std::cell::RefCell<Option<Box<dyn Fn(&Gate, &Delivery)>>>,
+}
+
+#[cfg(test)]
+impl ScriptedGates {
+    pub fn label(gate: &Gate) -> String {
+        match gate {
+            Gate::Hook { command, .. } => command.clone(),
+            Gate::EnvFile { path, .. } => path.display().to_string(),
+        }
+    }
+
+    /// The next runs of `label` end with `results`, in order.
+    pub fn fail(&self, label: &str, results: Vec<GateResult>) {
+        self.script.borrow_mut().insert(label.to_string(), results);
+    }
+
+    pub fn labels_run(&self) -> Vec<String> {
+        self.runs.borrow().iter().map(|(l, ..)| l.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+impl GateRunner for ScriptedGates {
+    fn run<'a>(&'a self, gate: &'a Gate, d: &'a Delivery) -> LocalBoxFuture<'a, GateResult> {
+        Box::pin(async move {
+            let label = Self::label(gate);
+            if let Some(f) = self.on_run.borrow().as_ref() {
+                f(gate, d);
+            }
+            self.runs.borrow_mut().push((
+                label.clone(),
+                d.access_key_id.clone(),
+                d.secret_access_key.clone(),
+            ));
+            let mut script = self.script.borrow_mut();
+            match script.get_mut(&label) {
+                Some(queue) if !queue.is_empty() => queue.remove(0),
+                _ => GateResult::Passed,
+            }
+        })
+    }
+}
+
+impl<C: Connector, K: Clock> Engine<'_, C, K> {
+    /// Run every gate of `journal` that has not passed, in order, each once; record each
+    /// pass in the journal at once. Gates after a failed one still run (fewer to run again
+    /// later). A gate that passed just before a crash, before its pass was recorded, runs
+    /// again on recovery: hooks must be idempotent.
+    pub async fn run_gates(
+        &self,
+        journal: &mut Journal,
+        new_key_id: &str,
+        new_secret: &Secret,
+    ) -> Result<(), Failure> {
+        let timeout = journal
+            .hook_timeout_ms
+            .map_or(self.options.hook_timeout, Duration::from_millis);
+        let mut failed = Vec::new();
+        for i in 0..journal.gates.len() {
+            if journal.gates[i].passed {
+                continue;
+            }
+            if self.cancel.is_set() {
+                return Err(Failure::Interrupted);
+            }
+            let gate = journal.gates[i].gate.clone();
+            let delivery = Delivery {
+                profile: gate
+                    .profile()
+                    .map(str::to_string)
+                    .or_else(|| journal.profiles.first().cloned())
+                    .unwrap_or_default(),
+                user: journal.user.clone(),
+                account: journal.account.clone(),
+                access_key_id: new_key_id.to_string(),
+                secret_access_key: new_secret.clone(),
+                old_access_key_id: journal.old_key_id.clone(),
+                timeout,
+            };
+            let result = self.gates.run(&gate, &delivery).await;
+            if result.passed() {
+                journal.gates[i].passed = true;
+                if let Err(e) = self.journal.write(journal) {
+                    // It passed; only the record failed. It runs again if this run dies.
+                    tracing::warn!(error = %e, "could not record a passed hook in the journal");
+                }
+            } else {
+                failed.push((gate, result));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::Gates(failed))
+        }
     }
 }
 

@@ -20,6 +20,7 @@
 //!
 //! Must not: decide anything. It records; [`super::recover`] reads it.
 
+use crate::rotation::hooks::GateState;
 use crate::rotation::plan::Retire;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,15 @@ pub struct Journal {
     /// before they are deleted, so that a run killed meanwhile deletes exactly these.
     #[serde(default)]
     pub orphans: Vec<String>,
+    /// The hooks and env files that must hold the new key before the old key is retired,
+    /// each with whether it has passed (version 3; a journal with none is written as
+    /// version 2, so an older iam-keys still reads it). Commands and paths only: the secret
+    /// is handed to them, never recorded here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateState>,
+    /// How long each hook may run, in milliseconds (with `gates`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_timeout_ms: Option<u64>,
 }
 
 /// The files a rotation worked on.
@@ -131,8 +141,12 @@ pub enum Destination {
     Printed,
 }
 
-/// The version this build writes. Version 1 (no `paths`, no `create_window`) is still read.
-pub const VERSION: u32 = 2;
+/// The newest version this build writes and reads: 3 (with `gates`). Version 2 (no gates)
+/// is written when a rotation has none; version 1 (no `paths`, no `create_window`) is still
+/// read.
+pub const VERSION: u32 = 3;
+/// The version of a journal without gates.
+pub const VERSION_WITHOUT_GATES: u32 = 2;
 const OLDEST_READABLE: u32 = 1;
 
 /// The one place a secret is serialised: into the 0600 journal.
@@ -623,6 +637,8 @@ mod tests {
             }),
             create_window: None,
             orphans: Vec::new(),
+            gates: Vec::new(),
+            hook_timeout_ms: None,
         }
     }
 

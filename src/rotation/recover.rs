@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | intent | (nothing to finish) | the key a lost CreateAccessKey answer made, if one fits the call's window and no one knows it |
 //! | created, verified | verify the new key, write it to the files, retire the old key | delete the new key |
-//! | persisted | retire the old key | put the old key back in the files, delete the new key |
+//! | persisted | run the hooks and env files that have not passed, retire the old key | put the old key back in the files, delete the new key (refused once a hook or env file took the new key) |
 //!
 //! Recovery trusts the journal, not today's environment: the engine works on the files the
 //! journal names ([`journal_paths`]). The old key is retired only once the new key is
@@ -81,6 +81,9 @@ pub enum RecoverError {
     },
     /// Lines of the files still name a key that is about to be retired or deleted.
     StillHeld(Vec<Mention>),
+    /// Hooks or env files that still did not take the new key ([`Failure::Gates`]): the old
+    /// key stays Active and the journal records which passed.
+    Gates(Box<Failure>),
 }
 
 impl fmt::Display for RecoverError {
@@ -88,7 +91,7 @@ impl fmt::Display for RecoverError {
         match self {
             RecoverError::Aws { error, .. } => write!(f, "{error}"),
             RecoverError::Files(e) => super::exec::write_with_causes(f, e.as_ref()),
-            RecoverError::Verify(e) => write!(f, "{e}"),
+            RecoverError::Verify(e) | RecoverError::Gates(e) => write!(f, "{e}"),
             RecoverError::CannotUndo(why) => write!(f, "{why}"),
             RecoverError::Cleanup(Cleanup::Unresolved { candidates, .. })
                 if candidates.len() > 1 =>
@@ -335,6 +338,12 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     self.nothing_holds(&journal.old_key_id)
                         .map_err(still_held)?;
                 }
+                // Hooks and env files that have not passed run now (only those), then retire.
+                if journal.gates.iter().any(|g| !g.passed) {
+                    self.run_gates(&mut journal, &new_id, &new_secret)
+                        .await
+                        .map_err(|f| RecoverError::Gates(Box::new(f)))?;
+                }
                 let retire_client = if session.is_some() {
                     &iam_as_old
                 } else {
@@ -375,6 +384,22 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                             mask_key_id(&journal.old_key_id)
                         )));
                     }
+                }
+                // A hook or env file that already took the new key would be left with a deleted
+                // key: the way out is to finish.
+                let passed: Vec<String> = journal
+                    .gates
+                    .iter()
+                    .filter(|g| g.passed)
+                    .map(|g| super::exec::describe_gate(&g.gate))
+                    .collect();
+                if !passed.is_empty() {
+                    return Err(RecoverError::CannotUndo(format!(
+                        "{} already took the new key {}; undoing would delete the key it holds. Finish the \
+                         rotation instead (`iam-keys recover`)",
+                        passed.join(", "),
+                        mask_key_id(&new_id)
+                    )));
                 }
                 // Every place that held the old key must hold the old or the new one: a place
                 // the user emptied would be left with neither once the new key is gone.

@@ -106,6 +106,8 @@ struct Sim {
     kept_on_purpose: Vec<String>,
     /// Invariants broken during a run (checked with the others after it).
     violations: Vec<String>,
+    /// Hooks, run in process.
+    gates: super::hooks::ScriptedGates,
 }
 
 impl Sim {
@@ -147,6 +149,7 @@ impl Sim {
             outputs: Vec::new(),
             kept_on_purpose: Vec::new(),
             violations: Vec::new(),
+            gates: super::hooks::ScriptedGates::default(),
         };
         // Users, keys and profiles.
         let users = 1 + rng.below(3);
@@ -564,6 +567,7 @@ impl Sim {
                 options: &options,
                 cancel: &cancel,
                 progress: &progress,
+                gates: &self.gates,
             };
             let result = engine.recover(journal, mode, None).await;
             match &result {
@@ -651,6 +655,7 @@ impl Sim {
             options: &options,
             cancel: &cancel,
             progress: &progress,
+            gates: &self.gates,
         };
         let results: Vec<KeyOutcome> =
             futures_util::stream::iter(jobs.iter().map(|(group, plan)| {
@@ -662,6 +667,7 @@ impl Sim {
                     mfa_serial: None,
                     destination: &Destination::Holders,
                     auth_profile: None,
+                    gates: &[],
                 })
             }))
             .buffer_unordered(2)

@@ -934,6 +934,7 @@ fn apply_outcome(
         }
         Failure::VerifyTimeout { .. } => ErrorJson::other("VerifyTimeout", failure.to_string()),
         Failure::Interrupted => ErrorJson::other("Interrupted", failure.to_string()),
+        Failure::Gates(_) => ErrorJson::other("HookFailed", failure.to_string()),
         other => ErrorJson::other("Failed", other.to_string()),
     };
     match result {
@@ -1025,11 +1026,18 @@ fn apply_outcome(
             report.old_key = None;
             report.deleted_inactive = deleted_inactive.as_deref().map(mask_key_id);
             let mut error = failure_json(&failure);
-            error.message = format!(
-                "rotated, but the old key {} is still active: {}. The files hold the new key; run `iam-keys recover` \
-                 to retire the old one",
-                report.access_key_id, error.message
-            );
+            error.message = match failure {
+                // It says what to do itself.
+                Failure::Gates(_) => format!(
+                    "rotated, but the old key {} is still active: {}",
+                    report.access_key_id, error.message
+                ),
+                _ => format!(
+                    "rotated, but the old key {} is still active: {}. The files hold the new key; run \
+                     `iam-keys recover` to retire the old one",
+                    report.access_key_id, error.message
+                ),
+            };
             report.error = Some(error);
             env_out.push_str(&render::env_lines(
                 &group.holders,

@@ -191,8 +191,9 @@ impl fmt::Display for Failure {
                 }
                 write!(
                     f,
-                    "; the old key stays Active. Fix it, then run `iam-keys recover` (it runs only what has not \
-                     passed, then retires the old key)"
+                    ". The files hold the new key; fix {}, then run `iam-keys recover`: it runs only the hooks and \
+                     env files that have not passed, then retires the old key",
+                    if failed.len() == 1 { "it" } else { "them" }
                 )
             }
         }

@@ -19,6 +19,7 @@ mod file_edges;
 mod files;
 mod fuzz_corpus;
 mod harness;
+mod hooks;
 mod invariants;
 mod mfa;
 mod policy;

@@ -13,6 +13,7 @@ mod auth_profile;
 mod completions;
 mod crash;
 mod edges;
+mod envfile;
 mod errors;
 mod faults;
 mod file_edges;

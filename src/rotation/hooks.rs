@@ -182,6 +182,8 @@ pub struct ScriptedGates {
     pub script: std::cell::RefCell<std::collections::BTreeMap<String, Vec<GateResult>>>,
     /// (gate label, new key id, secret) of every run.
     pub runs: std::cell::RefCell<Vec<(String, String, Secret)>>,
+    /// (old key id, gate label) of every run that passed.
+    pub passes: std::cell::RefCell<std::collections::BTreeSet<(String, String)>>,
     /// Called at every run (a test can look at IAM there).
     #[allow(clippy::type_complexity)]
     pub on_run: std::cell::RefCell<Option<Box<dyn Fn(&Gate, &Delivery)>>>,
@@ -219,11 +221,16 @@ impl GateRunner for ScriptedGates {
                 d.access_key_id.clone(),
                 d.secret_access_key.clone(),
             ));
-            let mut script = self.script.borrow_mut();
-            match script.get_mut(&label) {
+            let result = match self.script.borrow_mut().get_mut(&label) {
                 Some(queue) if !queue.is_empty() => queue.remove(0),
                 _ => GateResult::Passed,
+            };
+            if result.passed() {
+                self.passes
+                    .borrow_mut()
+                    .insert((d.old_access_key_id.clone(), label));
             }
+            result
         })
     }
 }

@@ -26,7 +26,6 @@ use crate::rotation::hooks::{
 };
 use futures_util::future::LocalBoxFuture;
 use std::process::Stdio;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 /// `AWS_*` variables a hook inherits: where files are and which region, never a credential.
@@ -173,14 +172,12 @@ impl GateRunner for ProcessRunner {
     }
 }
 
-/// How long a hook may run unless `--hook-timeout` says otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::rotation::hooks::HookFormat;
     use crate::secret::Secret;
+    use std::time::Duration;
 
     fn delivery(timeout: Duration) -> Delivery {
         Delivery {

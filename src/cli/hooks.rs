@@ -51,9 +51,10 @@ pub struct HookArgs {
     /// How --hook commands read the key on standard input
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "json")]
     pub hook_format: HookFormatArg,
-    /// How long each hook may run; one still running then is killed and the old key stays Active
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub hook_timeout: DurationArg,
+    /// How long each hook may run (default 60s); one still running then is killed and the old
+    /// key stays Active
+    #[arg(long, value_name = "DURATION")]
+    pub hook_timeout: Option<DurationArg>,
     /// Before the old key is retired, write the new key into this dotenv file's
     /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (comments, order, quoting kept; file 0600).
     /// Repeatable

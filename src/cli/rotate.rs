@@ -183,7 +183,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     let journals = super::recover::journal_store(settings);
     let exec_options = ExecOptions {
         verify_timeout: args.verify_timeout.duration,
-        hook_timeout: args.hooks.hook_timeout.duration,
+        hook_timeout: args.hooks.hook_timeout.as_ref().map(|d| d.duration),
         save: SaveOptions {
             backup: !args.no_backup,
         },

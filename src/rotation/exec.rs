@@ -58,8 +58,10 @@ pub struct ExecOptions {
     /// lost, backing off between lists, before concluding that no key was created (IAM's
     /// lists may lag a create by a moment).
     pub relists: u32,
-    /// How long each hook may run before it is killed and counts as failed.
-    pub hook_timeout: Duration,
+    /// How long each hook may run before it is killed and counts as failed: given
+    /// (`--hook-timeout`), else what the journal recorded, else
+    /// [`super::hooks::DEFAULT_HOOK_TIMEOUT`].
+    pub hook_timeout: Option<Duration>,
 }
 
 impl Default for ExecOptions {
@@ -74,7 +76,7 @@ impl Default for ExecOptions {
             create_call_budget: Duration::from_secs(30),
             clock_skew: Duration::from_secs(5 * 60),
             relists: 3,
-            hook_timeout: Duration::from_secs(60),
+            hook_timeout: None,
         }
     }
 }
@@ -454,8 +456,13 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     passed: false,
                 })
                 .collect(),
-            hook_timeout_ms: (!job.gates.is_empty())
-                .then(|| u64::try_from(self.options.hook_timeout.as_millis()).unwrap_or(u64::MAX)),
+            hook_timeout_ms: (!job.gates.is_empty()).then(|| {
+                let timeout = self
+                    .options
+                    .hook_timeout
+                    .unwrap_or(super::hooks::DEFAULT_HOOK_TIMEOUT);
+                u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+            }),
         }
     }
 

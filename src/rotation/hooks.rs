@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// How long a hook may run unless `--hook-timeout` (or the journal) says otherwise.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How a hook receives the new key on its standard input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -246,9 +249,11 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         new_key_id: &str,
         new_secret: &Secret,
     ) -> Result<(), Failure> {
-        let timeout = journal
-            .hook_timeout_ms
-            .map_or(self.options.hook_timeout, Duration::from_millis);
+        let timeout = self
+            .options
+            .hook_timeout
+            .or(journal.hook_timeout_ms.map(Duration::from_millis))
+            .unwrap_or(DEFAULT_HOOK_TIMEOUT);
         let mut failed = Vec::new();
         for i in 0..journal.gates.len() {
             if journal.gates[i].passed {

@@ -270,6 +270,14 @@ fn a_hanging_hook_is_killed_with_its_children_and_the_old_key_stays_active() {
         "the hook's process group was not killed"
     );
 
+    // recover takes its own timeout.
+    let started = Instant::now();
+    let again = sandbox.iam_keys(&["recover", "--yes", "--hook-timeout", "1s"]);
+    assert_ne!(again.status, 0, "{again}");
+    again.assert_output_contains(&format!("hook `{hook}` did not finish within 1s"));
+    assert!(started.elapsed() < Duration::from_secs(40));
+    assert_eq!(status_of(&user, &old), "Active");
+
     std::fs::remove_file(sandbox.path("hooks/hang-now")).unwrap();
     sandbox.iam_keys(&["recover", "--yes"]).assert_code(0);
     assert_eq!(runs(&sandbox, "hang.log"), 1);

@@ -2,7 +2,8 @@
 //!
 //! The modules follow the data flow: arguments ([`cli`]) → resolved [`settings`] → the
 //! profile files ([`profiles`]) → the keys they hold ([`inventory`]) → a plan and its
-//! execution against AWS ([`rotation`], through [`aws`]) → output ([`cli::render`]).
+//! execution against AWS ([`rotation`], through [`aws`]; hooks and env files through
+//! [`hooks`]) → output ([`cli::render`]).
 
 pub mod audit;
 pub mod aws;

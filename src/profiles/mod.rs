@@ -1,6 +1,6 @@
 //! The shared AWS config and credentials files: a lossless document model (every byte not
 //! edited is kept), the profile view over both files, file location from the environment,
-//! the run lock, and the atomic save.
+//! the run lock, and the atomic save; and, with the same save, dotenv files ([`dotenv`]).
 //!
 //! Must not: use the network, read the process environment (paths come resolved through
 //! [`FilePaths::resolve`]), or let a secret reach `Debug`, `Display`, an error or a log line.

@@ -1,10 +1,11 @@
 //! The state machine that carries out a [`KeyPlan`]: intent → (make room) → create → verify
-//! → persist → retire → done, with the failure branch of every step (see the table in the
-//! README). Distinct keys run concurrently on one thread; file edits go through the one
+//! → persist → hooks and env files ([`super::hooks`]) → retire → done, with the failure branch
+//! of every step (see the table in the README). Distinct keys run concurrently on one thread; file edits go through the one
 //! `RefCell<ProfileFiles>` and never across an `.await`, so there is a single writer.
 //!
 //! Must not: print (progress goes to the `progress` callback), or retire an old key before
-//! the new key has authenticated repeatedly and is saved in every file that held the old one.
+//! the new key has authenticated repeatedly, is saved in every file that held the old one,
+//! and every hook and env file of the rotation took it.
 
 use super::clock::{Backoff, Cancel, Clock, rfc3339, signed};
 use super::hooks::{Gate, GateResult, GateRunner, GateState};

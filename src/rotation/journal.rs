@@ -4,7 +4,9 @@
 //!
 //! It lives in `.iam-keys/` beside the credentials file (0700), each entry
 //! `journal-<OLD KEY ID>.json` (0600), written atomically and fsynced. It holds the old and
-//! new secrets, as the credentials file does, because finishing or undoing needs them.
+//! new secrets, as the credentials file does, because finishing or undoing needs them. A
+//! rotation with hooks or env files also records each of them (the command or path, never a
+//! secret) and whether it has passed (version 3).
 //!
 //! A per-user index in the state directory (`$XDG_STATE_HOME/iam-keys/journals/`, holding
 //! only the journal's path, no secret) lets a later run find an interrupted rotation whatever

@@ -1197,7 +1197,22 @@ pub(crate) fn describe_journal(j: &Journal) -> String {
             .as_deref()
             .map(|id| format!(", new key {}", mask_key_id(id)))
             .unwrap_or_default()
-    )
+    ) + &pending_gates(j)
+}
+
+/// `; still to run: hook `…`, env file …` for a journal whose hooks have not all passed.
+fn pending_gates(j: &Journal) -> String {
+    let pending: Vec<String> = j
+        .gates
+        .iter()
+        .filter(|g| !g.passed)
+        .map(|g| describe_gate(&g.gate))
+        .collect();
+    if pending.is_empty() {
+        String::new()
+    } else {
+        format!("; still to run: {}", pending.join(", "))
+    }
 }
 
 pub(crate) fn describe_recovered(j: &Journal, r: &Recovered) -> String {

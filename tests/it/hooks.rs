@@ -218,6 +218,8 @@ fn a_failing_hook_leaves_the_old_key_active_and_recover_runs_only_the_hooks_that
     // Still broken: recover keeps everything as it is.
     let again = sandbox.iam_keys(&["recover", "--yes"]);
     assert_ne!(again.status, 0, "{again}");
+    again.assert_stderr_contains("stopped after stage `persisted`, new key");
+    again.assert_stderr_contains(&format!("; still to run: hook `{flaky}`"));
     again.assert_output_contains(&format!("hook `{flaky}` exited with status 5"));
     assert_eq!(status_of(&user, &old), "Active");
     assert_eq!(

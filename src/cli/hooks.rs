@@ -151,3 +151,121 @@ pub fn gates_for(
     }
     Ok(gates)
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::profiles::FilePaths;
+
+    const KEY: &str = "AKIAOLDKEY0000000001";
+
+    fn files(config: &str) -> ProfileFiles {
+        let paths = FilePaths {
+            credentials: "/nonexistent/credentials".into(),
+            config: "/nonexistent/config".into(),
+        };
+        let credentials = format!(
+            "[a]\naws_access_key_id = {KEY}\naws_secret_access_key = s\n\
+             [b]\naws_access_key_id = {KEY}\naws_secret_access_key = s\n"
+        );
+        ProfileFiles::from_texts(&paths, &credentials, config).unwrap()
+    }
+
+    fn args(hooks: &[&str], env_files: &[&str]) -> HookArgs {
+        HookArgs {
+            hooks: hooks.iter().map(|h| h.to_string()).collect(),
+            hook_format: HookFormatArg::Dotenv,
+            hook_timeout: None,
+            env_files: env_files.iter().map(PathBuf::from).collect(),
+        }
+    }
+
+    fn holders() -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
+    #[test]
+    fn profile_gates_come_first_then_flags_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join(".env");
+        let config = format!(
+            "[profile a]\niam_keys_hook = notify --to ops\niam_keys_env_file = ~/app.env\n\
+             [profile b]\niam_keys_hook = notify --to ops\niam_keys_hook_format = DOTENV\n"
+        );
+        let home = dir.path().display().to_string();
+        let gates = gates_for(
+            &args(
+                &["gh secret set -f -", "notify --to ops"],
+                &[env.to_str().unwrap()],
+            ),
+            &files(&config),
+            &holders(),
+            KEY,
+            Some(&home),
+        )
+        .unwrap();
+        assert_eq!(
+            gates,
+            vec![
+                Gate::Hook {
+                    command: "notify --to ops".into(),
+                    format: HookFormat::Json,
+                    profile: Some("a".into()),
+                },
+                Gate::EnvFile {
+                    path: dir.path().join("app.env"),
+                    profile: Some("a".into()),
+                },
+                Gate::Hook {
+                    command: "gh secret set -f -".into(),
+                    format: HookFormat::Dotenv,
+                    profile: None,
+                },
+                Gate::EnvFile {
+                    path: env,
+                    profile: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_naming_the_profile_or_flag() {
+        let refused = |config: &str, hooks: &[&str]| {
+            gates_for(
+                &args(hooks, &[]),
+                &files(config),
+                &holders(),
+                KEY,
+                Some("/home/u"),
+            )
+            .unwrap_err()
+        };
+        let e = refused(
+            "[profile b]\niam_keys_hook_format = yaml\niam_keys_hook = x\n",
+            &[],
+        );
+        assert!(
+            e.contains("profile b: iam_keys_hook_format = yaml is not a format"),
+            "{e}"
+        );
+        let e = refused("[profile a]\niam_keys_env_file = app/.env\n", &[]);
+        assert!(
+            e.contains("profile a: iam_keys_env_file = app/.env is not an absolute path"),
+            "{e}"
+        );
+        let e = refused("[profile a]\niam_keys_hook = say \"hi\n", &[]);
+        assert!(
+            e.contains("profile a: iam_keys_hook = say \"hi cannot be split"),
+            "{e}"
+        );
+        let e = refused("", &["ok", "bad 'quote"]);
+        assert!(e.contains("--hook bad 'quote: cannot be split"), "{e}");
+    }
+
+    #[test]
+    fn no_settings_no_gates() {
+        let gates = gates_for(&args(&[], &[]), &files(""), &holders(), KEY, None).unwrap();
+        assert!(gates.is_empty());
+    }
+}

@@ -188,17 +188,15 @@ mod tests {
     fn profile_gates_come_first_then_flags_each_once() {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join(".env");
-        let config = format!(
-            "[profile a]\niam_keys_hook = notify --to ops\niam_keys_env_file = ~/app.env\n\
-             [profile b]\niam_keys_hook = notify --to ops\niam_keys_hook_format = DOTENV\n"
-        );
+        let config = "[profile a]\niam_keys_hook = notify --to ops\niam_keys_env_file = ~/app.env\n\
+             [profile b]\niam_keys_hook = notify --to ops\niam_keys_hook_format = DOTENV\n";
         let home = dir.path().display().to_string();
         let gates = gates_for(
             &args(
                 &["gh secret set -f -", "notify --to ops"],
                 &[env.to_str().unwrap()],
             ),
-            &files(&config),
+            &files(config),
             &holders(),
             KEY,
             Some(&home),

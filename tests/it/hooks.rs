@@ -98,7 +98,8 @@ fn the_secret_reaches_the_hooks_stdin_and_not_its_arguments_environment_or_our_o
     );
     let command = format!("{} --target 'a b'", hook.display());
     let run = sandbox
-        .cmd(&["rotate", "--yes", "-vv", "--hook", &command])
+        .cmd(&["rotate", "--yes", "-vvv", "--hook", &command])
+        .env("RUST_LOG", "trace")
         // What a user's shell might have exported: never handed on to a hook.
         .env("AWS_SECRET_ACCESS_KEY", "ExportedShellSecretValue")
         .env("AWS_SESSION_TOKEN", "ExportedShellSessionToken")

@@ -1,9 +1,10 @@
 //! `iam-keys`: rotate long-lived AWS IAM access keys safely, for one profile or all of them.
 //!
 //! The modules follow the data flow, and import only downwards: arguments and output
-//! ([`cli`]) → the protocol ([`rotation`]; also [`audit`], [`grant`], [`schedule`]) → the keys
-//! the profiles hold ([`inventory`]) → resolved [`settings`], the profile files
-//! ([`profiles`]) and [`policy`] documents → AWS ([`aws`]) → [`time`] and [`secret`].
+//! ([`cli`]) → the protocol ([`rotation`], its process runner [`hooks`]; also [`audit`],
+//! [`grant`], [`schedule`]) → the keys the profiles hold ([`inventory`]) → resolved
+//! [`settings`], the profile files ([`profiles`]) and [`policy`] documents → AWS ([`aws`]) →
+//! [`time`] and [`secret`].
 //! `tests/layering.rs` checks the order; ARCHITECTURE.md maps the tree.
 
 pub mod audit;
@@ -11,6 +12,7 @@ pub mod aws;
 pub mod cli;
 pub mod error;
 pub mod grant;
+pub mod hooks;
 pub mod inventory;
 mod logging;
 pub mod policy;

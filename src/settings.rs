@@ -66,6 +66,11 @@ impl Env {
         }
     }
 
+    /// Every variable (for what a hook inherits, filtered by [`crate::hooks`]).
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// A variable's value; empty counts as unset, as in the AWS CLI.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars

@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["aws"],
     &["profiles", "settings", "policy"],
     &["inventory"],
-    &["rotation", "audit", "grant", "schedule"],
+    &["rotation", "hooks", "audit", "grant", "schedule"],
     &["cli", "error", "logging"],
 ];
 

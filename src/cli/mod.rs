@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod completions;
 pub mod duration;
+pub mod hooks;
 pub mod man;
 pub mod mfa;
 pub mod pending;

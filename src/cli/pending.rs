@@ -91,6 +91,7 @@ impl<C: Connector> Recovery<'_, C> {
         )
         .await?;
         let progress = super::wiring::step_lines(ui);
+        let gates = crate::hooks::ProcessRunner::new(settings.env.vars());
         let engine = Engine {
             connector: self.connector,
             clock: &RealClock,
@@ -99,6 +100,7 @@ impl<C: Connector> Recovery<'_, C> {
             options: self.options,
             cancel: self.cancel,
             progress: &progress,
+            gates: &gates,
         };
         engine
             .recover(journal, mode, session.as_ref())
@@ -106,7 +108,9 @@ impl<C: Connector> Recovery<'_, C> {
             .map_err(|e| {
                 let advice = match &e {
                     // These say what to do themselves.
-                    RecoverError::CannotUndo(_) | RecoverError::PlacesChanged { .. } => "",
+                    RecoverError::CannotUndo(_)
+                    | RecoverError::PlacesChanged { .. }
+                    | RecoverError::Gates(_) => "",
                     _ => "; the journal is kept, run `iam-keys recover` again once fixed",
                 };
                 format!("{e}{advice}")
@@ -179,7 +183,22 @@ pub fn describe_journal(j: &Journal) -> String {
             .as_deref()
             .map(|id| format!(", new key {}", mask_key_id(id)))
             .unwrap_or_default()
-    )
+    ) + &pending_gates(j)
+}
+
+/// `; still to run: hook `…`, env file …` for a journal whose hooks have not all passed.
+fn pending_gates(j: &Journal) -> String {
+    let pending: Vec<String> = j
+        .gates
+        .iter()
+        .filter(|g| !g.passed)
+        .map(|g| super::words::describe_gate(&g.gate))
+        .collect();
+    if pending.is_empty() {
+        String::new()
+    } else {
+        format!("; still to run: {}", pending.join(", "))
+    }
 }
 
 /// What recovering a journal did, in one line.

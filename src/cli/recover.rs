@@ -32,6 +32,10 @@ pub struct RecoverArgs {
     pub lock_timeout: DurationArg,
     #[command(flatten)]
     pub mfa: super::mfa::MfaArgs,
+    /// How long each hook that has not passed may run (default: what the rotation was given,
+    /// else 60s)
+    #[arg(long, value_name = "DURATION")]
+    pub hook_timeout: Option<super::duration::DurationArg>,
 }
 
 pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
@@ -58,6 +62,7 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
         save: SaveOptions {
             backup: !args.no_backup,
         },
+        hook_timeout: args.hook_timeout.as_ref().map(|d| d.duration),
         ..ExecOptions::default()
     };
     let mode = if args.undo { Mode::Undo } else { Mode::Finish };

@@ -14,12 +14,14 @@ use super::render::rotate::{
 use super::render::{self, ErrorJson};
 use super::ui::Ui;
 use super::wiring::{acquire_lock, journal_store, step_lines, with_ctrl_c};
+use super::words::describe_gate;
 use crate::aws::{Connector, Credentials};
 use crate::error::{Error, Outcome};
 use crate::inventory::Destination;
 use crate::inventory::{self, KeyGroup};
 use crate::profiles::{ProfileFiles, SaveOptions};
 use crate::rotation::exec::Job;
+use crate::rotation::hooks::Gate;
 use crate::rotation::journal::JournalStore;
 use crate::rotation::plan::{KeyPlan, PlanOptions};
 use crate::rotation::preflight::{
@@ -87,6 +89,8 @@ pub struct RotateArgs {
     pub prune_older_than: DurationArg,
     #[command(flatten)]
     pub mfa: MfaArgs,
+    #[command(flatten)]
+    pub hooks: super::hooks::HookArgs,
 }
 
 /// A key to rotate: its report's index, group, plan, IAM credentials and MFA device.
@@ -96,6 +100,7 @@ type JobSpec<'a> = (
     KeyPlan,
     Option<Credentials>,
     Option<String>,
+    Vec<Gate>,
 );
 
 pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
@@ -123,6 +128,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     let journals = journal_store(settings);
     let exec_options = ExecOptions {
         verify_timeout: args.verify_timeout.duration,
+        hook_timeout: args.hooks.hook_timeout.as_ref().map(|d| d.duration),
         save: SaveOptions {
             backup: !args.no_backup,
         },
@@ -130,6 +136,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     };
     let cancel = Cancel::default();
     let progress = step_lines(ui);
+    let gates = crate::hooks::ProcessRunner::new(settings.env.vars());
     let engine = Engine {
         connector: &connector,
         clock: &RealClock,
@@ -138,6 +145,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         options: &exec_options,
         cancel: &cancel,
         progress: &progress,
+        gates: &gates,
     };
 
     super::block_on(async {
@@ -430,11 +438,28 @@ async fn rotate<C: Connector>(
             age_days: None,
             changes: Vec::new(),
             mfa_serial: serial.clone(),
+            hooks: Vec::new(),
             error: None,
         };
         match verdict {
             Ok(Verdict::Ready { plan, age_days }) => {
                 report.user = Some(plan.user.clone());
+                let home = crate::profiles::home_dir(&|k| settings.env.get(k).map(str::to_string));
+                let gates = match super::hooks::gates_for(
+                    &args.hooks,
+                    &files.borrow(),
+                    &group.holders,
+                    &plan.old_key_id,
+                    home.as_deref(),
+                ) {
+                    Ok(gates) => gates,
+                    Err(message) => {
+                        report.error = Some(ErrorJson::other("Preflight", message));
+                        reports.push(report);
+                        continue;
+                    }
+                };
+                report.hooks = gates.iter().map(describe_gate).collect();
                 report.age_days = age_days;
                 report.result = "planned";
                 report.old_key = Some(super::words::retire_word(plan.retire));
@@ -446,6 +471,7 @@ async fn rotate<C: Connector>(
                     plan,
                     session.clone().ok().flatten(),
                     serial.clone(),
+                    gates,
                 ));
             }
             Ok(Verdict::NotDue { user, age_days }) => {
@@ -472,6 +498,14 @@ async fn rotate<C: Connector>(
         reports.push(report);
     }
 
+    // One --env-file for several keys: each would overwrite the other's key.
+    if !args.hooks.env_files.is_empty() && jobs.len() > 1 {
+        return Err(Error::Usage(format!(
+            "--env-file names one file for every key of the run, but {} keys are to be rotated; select one \
+             profile (--profile), or set iam_keys_env_file under each [profile …] in the config file instead",
+            jobs.len()
+        )));
+    }
     if settings.output != OutputFormat::Json {
         let plan_text = render_plan(
             &reports,
@@ -519,7 +553,7 @@ async fn rotate<C: Connector>(
 
     // Execute, several keys at a time.
     let results: Vec<(usize, KeyOutcome)> = futures_util::stream::iter(jobs.iter().map(
-        |(index, group, plan, session, serial)| async move {
+        |(index, group, plan, session, serial, gates)| async move {
             let job = Job {
                 plan,
                 target: &group.target,
@@ -528,6 +562,7 @@ async fn rotate<C: Connector>(
                 mfa_serial: serial.as_deref(),
                 destination: &group.destination,
                 auth_profile: args.auth_profile.as_deref(),
+                gates,
             };
             (*index, engine.execute(job).await)
         },

@@ -6,6 +6,7 @@
 
 use crate::aws::{KeyStatus, LastUsed};
 use crate::rotation::exec::{Cleanup, Failure, KeyOutcome, Step};
+use crate::rotation::hooks::{Gate, GateResult};
 use crate::rotation::plan::Retire;
 use crate::rotation::recover::{CannotUndo, RecoverError};
 use crate::secret::mask_key_id;
@@ -20,6 +21,7 @@ impl fmt::Display for Step {
             Step::Verify => "verifying the new key",
             Step::WaitForIam => "waiting for IAM to accept the new key",
             Step::Persist => "writing the files",
+            Step::Gates => "updating the hooks and env files",
             Step::Retire => "retiring the old key",
             Step::Done => "done",
         })
@@ -64,7 +66,58 @@ impl fmt::Display for Failure {
                 mask_key_id(key_id),
                 status.as_ref().map(KeyStatus::as_str).unwrap_or("gone")
             ),
+            Failure::Gates(failed) => {
+                for (i, (gate, result)) in failed.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, "; ")?;
+                    }
+                    write!(f, "{}", describe_gate_failure(gate, result))?;
+                }
+                write!(
+                    f,
+                    ". The files hold the new key; fix {}, then run `iam-keys recover`: it runs only the hooks and \
+                     env files that have not passed, then retires the old key",
+                    if failed.len() == 1 { "it" } else { "them" }
+                )
+            }
         }
+    }
+}
+
+/// `hook `cmd` (profile dev)`, `env file /p/.env`.
+pub fn describe_gate(gate: &Gate) -> String {
+    let what = match gate {
+        Gate::Hook { command, .. } => format!("hook `{command}`"),
+        Gate::EnvFile { path, .. } => format!("env file {}", path.display()),
+    };
+    match gate.profile() {
+        Some(p) => format!("{what} (profile {p})"),
+        None => what,
+    }
+}
+
+/// `hook `cmd` (profile dev) exited with status 7`, `env file /p/.env: why`.
+pub fn describe_gate_failure(gate: &Gate, result: &GateResult) -> String {
+    let what = describe_gate(gate);
+    match result {
+        GateResult::Passed => format!("{what} passed"),
+        GateResult::Exited {
+            code: Some(code), ..
+        } => format!("{what} exited with status {code}"),
+        GateResult::Exited {
+            signal: Some(signal),
+            ..
+        } => format!("{what} was killed by signal {signal}"),
+        GateResult::Exited { .. } => format!("{what} ended without an exit status"),
+        GateResult::TimedOut { after } => format!(
+            "{what} did not finish within {}s and was killed (raise --hook-timeout if it needs longer)",
+            after.as_secs_f64()
+        ),
+        GateResult::Error(why) => match gate {
+            Gate::Hook { .. } => format!("{what} failed: {why}"),
+            // The dotenv error names the file itself.
+            Gate::EnvFile { .. } => why.clone(),
+        },
     }
 }
 
@@ -89,7 +142,7 @@ impl fmt::Display for RecoverError {
         match self {
             RecoverError::Aws { error, .. } => write!(f, "{error}"),
             RecoverError::Files(e) => write_with_causes(f, e.as_ref()),
-            RecoverError::Verify(e) => write!(f, "{e}"),
+            RecoverError::Verify(e) | RecoverError::Gates(e) => write!(f, "{e}"),
             RecoverError::CannotUndo(CannotUndo::OldKeyRetired { old_key_id, status }) => write!(
                 f,
                 "the old key {} is already {}; finish the rotation instead (`iam-keys recover`)",
@@ -105,6 +158,17 @@ impl fmt::Display for RecoverError {
                  machine to put back; finish the rotation instead (`iam-keys recover`)",
                 mask_key_id(new_key_id),
                 profiles.join(", ")
+            ),
+            RecoverError::CannotUndo(CannotUndo::GatesTookNewKey { gates, new_key_id }) => write!(
+                f,
+                "{} already took the new key {}; undoing would delete the key it holds. Finish the \
+                 rotation instead (`iam-keys recover`)",
+                gates
+                    .iter()
+                    .map(describe_gate)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                mask_key_id(new_key_id)
             ),
             RecoverError::Cleanup(Cleanup::Unresolved { candidates, .. })
                 if candidates.len() > 1 =>

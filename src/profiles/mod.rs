@@ -1,7 +1,7 @@
 // Over 500 lines: `ProfileFiles`, the one entry point to both files (load, query, plan, edit, save), whose methods share its invariants.
 //! The shared AWS config and credentials files: a lossless document model (every byte not
 //! edited is kept), the profile view over both files, file location from the environment,
-//! the run lock, and the atomic save.
+//! the run lock, and the atomic save; and, with the same save, dotenv files ([`dotenv`]).
 //!
 //! Must not: use the network, read the process environment (paths come resolved through
 //! [`FilePaths::resolve`]), or let a secret reach `Debug`, `Display`, an error or a log line.
@@ -69,6 +69,7 @@
 //! ([`ProfileError::NullDevice`]). At most 16 MiB is read ([`ProfileError::TooLarge`]).
 
 pub mod document;
+pub mod dotenv;
 mod edit;
 mod error;
 mod location;

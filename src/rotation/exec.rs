@@ -1,15 +1,17 @@
 // Over 500 lines: the state machine, each step beside its failure branch, read top to bottom as the README's protocol table.
 //! The state machine that carries out a [`KeyPlan`]: intent → (make room) → create → verify
-//! → persist → retire → done, with the failure branch of every step (see the table in the
-//! README). Distinct keys run concurrently on one thread; file edits go through the one
+//! → persist → hooks and env files ([`super::hooks`]) → retire → done, with the failure branch
+//! of every step (see the table in the README). Distinct keys run concurrently on one thread; file edits go through the one
 //! `RefCell<ProfileFiles>` and never across an `.await`, so there is a single writer.
 //!
 //! Must not: print (progress goes to the `progress` callback), or retire an old key before
-//! the new key has authenticated repeatedly and is saved in every file that held the old one.
+//! the new key has authenticated repeatedly, is saved in every file that held the old one,
+//! and every hook and env file of the rotation took it.
 
+use super::hooks::{Gate, GateResult, GateRunner, GateState};
 use super::journal::{
     Destination, Endpoint, Journal, JournalError, JournalPaths, JournalStore, Stage, VERSION,
-    Window,
+    VERSION_WITHOUT_GATES, Window,
 };
 use super::plan::{KeyPlan, Retire};
 use crate::aws::{AwsError, Connector, Credentials, ErrorKind, Iam, KeyStatus, Signer, Target};
@@ -56,6 +58,10 @@ pub struct ExecOptions {
     /// lost, backing off between lists, before concluding that no key was created (IAM's
     /// lists may lag a create by a moment).
     pub relists: u32,
+    /// How long each hook may run before it is killed and counts as failed: given
+    /// (`--hook-timeout`), else what the journal recorded, else
+    /// [`super::hooks::DEFAULT_HOOK_TIMEOUT`].
+    pub hook_timeout: Option<Duration>,
 }
 
 impl Default for ExecOptions {
@@ -70,6 +76,7 @@ impl Default for ExecOptions {
             create_call_budget: Duration::from_secs(30),
             clock_skew: Duration::from_secs(5 * 60),
             relists: 3,
+            hook_timeout: None,
         }
     }
 }
@@ -83,6 +90,8 @@ pub enum Step {
     Verify,
     WaitForIam,
     Persist,
+    /// Handing the new key to the hooks and env files.
+    Gates,
     Retire,
     Done,
 }
@@ -116,6 +125,9 @@ pub enum Failure {
         key_id: String,
         status: Option<KeyStatus>,
     },
+    /// Hooks or env files that did not take the new key (each with how it ended): the old
+    /// key stays Active until every one has.
+    Gates(Vec<(Gate, GateResult)>),
 }
 
 /// What happened to a new key after a failure.
@@ -202,6 +214,8 @@ pub struct Job<'a> {
     pub destination: &'a Destination,
     /// The profile whose credentials are `session` (`--auth-profile`), for the journal.
     pub auth_profile: Option<&'a str>,
+    /// Hooks and env files that must hold the new key before the old key is retired.
+    pub gates: &'a [Gate],
 }
 
 /// Everything a rotation needs from outside, injected.
@@ -213,6 +227,8 @@ pub struct Engine<'a, C: Connector, K: Clock> {
     pub options: &'a ExecOptions,
     pub cancel: &'a Cancel,
     pub progress: &'a dyn Fn(&str, Step),
+    /// Runs hooks and writes env files (in process in tests).
+    pub gates: &'a dyn GateRunner,
 }
 
 impl<C: Connector, K: Clock> Engine<'_, C, K> {
@@ -231,7 +247,11 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             }
         }
         Journal {
-            version: VERSION,
+            version: if job.gates.is_empty() {
+                VERSION_WITHOUT_GATES
+            } else {
+                VERSION
+            },
             stage: Stage::Intent,
             started: started.to_string(),
             user: job.plan.user.clone(),
@@ -257,6 +277,21 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             }),
             create_window: None,
             orphans: Vec::new(),
+            gates: job
+                .gates
+                .iter()
+                .map(|gate| GateState {
+                    gate: gate.clone(),
+                    passed: false,
+                })
+                .collect(),
+            hook_timeout_ms: (!job.gates.is_empty()).then(|| {
+                let timeout = self
+                    .options
+                    .hook_timeout
+                    .unwrap_or(super::hooks::DEFAULT_HOOK_TIMEOUT);
+                u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+            }),
         }
     }
 
@@ -485,6 +520,23 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 failure,
                 deleted_inactive,
             };
+        }
+
+        // Hooks and env files: each must hold the new key before the old key goes. Each pass
+        // is recorded in the journal, so recovery runs only the others.
+        if !journal.gates.is_empty() {
+            self.step(key, Step::Gates);
+            if let Err(failure) = self
+                .run_gates(&mut journal, &created.id, &created.secret)
+                .await
+            {
+                return KeyOutcome::Partial {
+                    new_key_id: created.id,
+                    new_secret: created.secret,
+                    failure,
+                    deleted_inactive,
+                };
+            }
         }
 
         // Retire the old key, signed with the new key (or the MFA session).
@@ -938,4 +990,62 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
 /// A path made absolute against the current directory (not through links), for the journal.
 fn absolute(path: &std::path::Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The gates step: hooks and env files (see [`super::hooks`]).
+impl<C: Connector, K: Clock> Engine<'_, C, K> {
+    /// Run every gate of `journal` that has not passed, in order, each once; record each
+    /// pass in the journal at once. Gates after a failed one still run (fewer to run again
+    /// later). A gate that passed just before a crash, before its pass was recorded, runs
+    /// again on recovery: hooks must be idempotent.
+    pub async fn run_gates(
+        &self,
+        journal: &mut Journal,
+        new_key_id: &str,
+        new_secret: &Secret,
+    ) -> Result<(), Failure> {
+        let timeout = self
+            .options
+            .hook_timeout
+            .or(journal.hook_timeout_ms.map(Duration::from_millis))
+            .unwrap_or(super::hooks::DEFAULT_HOOK_TIMEOUT);
+        let mut failed = Vec::new();
+        for i in 0..journal.gates.len() {
+            if journal.gates[i].passed {
+                continue;
+            }
+            if self.cancel.is_set() {
+                return Err(Failure::Interrupted);
+            }
+            let gate = journal.gates[i].gate.clone();
+            let delivery = super::hooks::Delivery {
+                profile: gate
+                    .profile()
+                    .map(str::to_string)
+                    .or_else(|| journal.profiles.first().cloned())
+                    .unwrap_or_default(),
+                user: journal.user.clone(),
+                account: journal.account.clone(),
+                access_key_id: new_key_id.to_string(),
+                secret_access_key: new_secret.clone(),
+                old_access_key_id: journal.old_key_id.clone(),
+                timeout,
+            };
+            let result = self.gates.run(&gate, &delivery).await;
+            if result.passed() {
+                journal.gates[i].passed = true;
+                if let Err(e) = self.journal.write(journal) {
+                    // It passed; only the record failed. It runs again if this run dies.
+                    tracing::warn!(error = %e, "could not record a passed hook in the journal");
+                }
+            } else {
+                failed.push((gate, result));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::Gates(failed))
+        }
+    }
 }

@@ -5,7 +5,9 @@
 //!
 //! It lives in `.iam-keys/` beside the credentials file (0700), each entry
 //! `journal-<OLD KEY ID>.json` (0600), written atomically and fsynced. It holds the old and
-//! new secrets, as the credentials file does, because finishing or undoing needs them.
+//! new secrets, as the credentials file does, because finishing or undoing needs them. A
+//! rotation with hooks or env files also records each of them (the command or path, never a
+//! secret) and whether it has passed (version 3).
 //!
 //! A per-user index in the state directory (`$XDG_STATE_HOME/iam-keys/journals/`, holding
 //! only the journal's path, no secret) lets a later run find an interrupted rotation whatever
@@ -23,6 +25,7 @@
 
 use crate::aws::{Credentials, Target};
 pub use crate::inventory::Destination;
+use crate::rotation::hooks::GateState;
 use crate::rotation::plan::Retire;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -123,6 +126,15 @@ pub struct Journal {
     /// before they are deleted, so that a run killed meanwhile deletes exactly these.
     #[serde(default)]
     pub orphans: Vec<String>,
+    /// The hooks and env files that must hold the new key before the old key is retired,
+    /// each with whether it has passed (version 3; a journal with none is written as
+    /// version 2, so an older iam-keys still reads it). Commands and paths only: the secret
+    /// is handed to them, never recorded here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateState>,
+    /// How long each hook may run, in milliseconds (with `gates`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_timeout_ms: Option<u64>,
 }
 
 /// The files a rotation worked on.
@@ -139,8 +151,12 @@ pub struct Window {
     pub to: String,
 }
 
-/// The version this build writes. Version 1 (no `paths`, no `create_window`) is still read.
-pub const VERSION: u32 = 2;
+/// The newest version this build writes and reads: 3 (with `gates`). Version 2 (no gates)
+/// is written when a rotation has none; version 1 (no `paths`, no `create_window`) is still
+/// read.
+pub const VERSION: u32 = 3;
+/// The version of a journal without gates.
+pub const VERSION_WITHOUT_GATES: u32 = 2;
 const OLDEST_READABLE: u32 = 1;
 
 /// The one place a secret is serialised: into the 0600 journal.

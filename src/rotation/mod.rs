@@ -1,6 +1,7 @@
 //! Key rotation: pure planning ([`plan`]: facts in, a plan or a refusal out), the state
-//! machine that executes a plan ([`exec`]), the recovery journal ([`journal`]), recovery of
-//! interrupted rotations ([`recover`]), and time through an injected [`clock`].
+//! machine that executes a plan ([`exec`]), the hooks and env files that must take the new
+//! key before the old one is retired ([`hooks`]), the recovery journal ([`journal`]),
+//! recovery of interrupted rotations ([`recover`]), and time through an injected [`clock`].
 //!
 //! The rule everything here serves: the old key is never retired before the new key is
 //! proven to work and is durably on disk.
@@ -9,6 +10,7 @@
 //! directly (only through [`crate::aws::Iam`]).
 
 pub mod exec;
+pub mod hooks;
 pub mod journal;
 pub mod plan;
 pub mod preflight;

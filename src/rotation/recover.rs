@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | intent | (nothing to finish) | the key a lost CreateAccessKey answer made, if one fits the call's window and no one knows it |
 //! | created, verified | verify the new key, write it to the files, retire the old key | delete the new key |
-//! | persisted | retire the old key | put the old key back in the files, delete the new key |
+//! | persisted | run the hooks and env files that have not passed, retire the old key | put the old key back in the files, delete the new key (refused once a hook or env file took the new key) |
 //!
 //! Recovery trusts the journal, not today's environment: the engine works on the files the
 //! journal names ([`journal_paths`]). The old key is retired only once the new key is
@@ -19,6 +19,7 @@
 //! key a lost CreateAccessKey answer made (see `Engine::reconcile_lost_create`).
 
 use super::exec::{Cleanup, Engine, Failure};
+use super::hooks::Gate;
 use super::journal::{Destination, Journal, Stage};
 use super::plan::{KeyPlan, Retire};
 use crate::aws::{AwsError, Connector, Credentials, Iam, KeyStatus, Signer};
@@ -69,6 +70,11 @@ pub enum CannotUndo {
         new_key_id: String,
         profiles: Vec<String>,
     },
+    /// Hooks or env files already took the new key: undoing would delete the key they hold.
+    GatesTookNewKey {
+        gates: Vec<Gate>,
+        new_key_id: String,
+    },
 }
 
 #[derive(Debug)]
@@ -94,6 +100,9 @@ pub enum RecoverError {
     },
     /// Lines of the files still name a key that is about to be retired or deleted.
     StillHeld(Vec<Mention>),
+    /// Hooks or env files that still did not take the new key ([`Failure::Gates`]): the old
+    /// key stays Active and the journal records which passed.
+    Gates(Box<Failure>),
 }
 
 fn plan_of(journal: &Journal) -> KeyPlan {
@@ -265,6 +274,12 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     self.nothing_holds(&journal.old_key_id)
                         .map_err(still_held)?;
                 }
+                // Hooks and env files that have not passed run now (only those), then retire.
+                if journal.gates.iter().any(|g| !g.passed) {
+                    self.run_gates(&mut journal, &new_id, &new_secret)
+                        .await
+                        .map_err(|f| RecoverError::Gates(Box::new(f)))?;
+                }
                 let retire_client = if session.is_some() {
                     &iam_as_old
                 } else {
@@ -310,6 +325,20 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                             status: None,
                         }));
                     }
+                }
+                // A hook or env file that already took the new key would be left with a deleted
+                // key: the way out is to finish.
+                let passed: Vec<Gate> = journal
+                    .gates
+                    .iter()
+                    .filter(|g| g.passed)
+                    .map(|g| g.gate.clone())
+                    .collect();
+                if !passed.is_empty() {
+                    return Err(RecoverError::CannotUndo(CannotUndo::GatesTookNewKey {
+                        gates: passed,
+                        new_key_id: new_id.clone(),
+                    }));
                 }
                 // Every place that held the old key must hold the old or the new one: a place
                 // the user emptied would be left with neither once the new key is gone.

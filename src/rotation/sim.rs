@@ -15,6 +15,9 @@
 //! - change the environment before the next run: point it at other files, remove a profile
 //!   (the user keeps what they removed), rewrite a file the way `aws configure set` does;
 //! - let another machine act on the same users (make a key, delete the keys it made).
+//! - give each rotation hooks (none, one or two, run in process), make them fail for their
+//!   next runs (exit non-zero, hang past the timeout, not start), kill the process while one
+//!   runs.
 //!
 //! After every run, killed or not, and after a final recovery with no faults, the invariants
 //! hold (see [`Sim::check_safety`] and [`Sim::check_converged`]):
@@ -26,6 +29,7 @@
 //!    made per rotation;
 //! 4. no key iam-keys did not create or was not asked to rotate is ever changed or deleted;
 //! 5. no secret appears in anything the runs return (their `Debug` and `Display` forms).
+//! 6. no old key is retired before every hook of its rotation took the new key.
 //!
 //! `cargo test` runs a bounded number of seeds. A failing seed prints itself and replays
 //! exactly: `IAM_KEYS_SIM_SEED=N cargo test --lib rotation::sim -- --nocapture`. A long search:
@@ -33,6 +37,7 @@
 //! (`IAM_KEYS_SIM_FIRST` picks the first seed).
 
 use super::exec::{Engine, ExecOptions, Job, KeyOutcome, Step};
+use super::hooks::{Gate, GateResult, HookFormat};
 use super::journal::{Destination, JournalStore};
 use super::plan::{self, Decision, PlanOptions};
 use super::recover::{Mode, journal_paths};
@@ -107,6 +112,15 @@ struct Sim {
     kept_on_purpose: Vec<String>,
     /// Invariants broken during a run (checked with the others after it).
     violations: Vec<String>,
+    /// Hooks, run in process.
+    gates: super::hooks::ScriptedGates,
+    /// The hooks' own stream (so the seeds found before hooks existed replay as they did).
+    hook_rng: Rng,
+    /// How many hooks (`h1`, `h2`) each rotation of the next run has.
+    hooks_per_rotation: usize,
+    /// The hooks of every rotation started, by old key: none may be retired before each of
+    /// its hooks took the new key (invariant 6).
+    gated: RefCell<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 impl Sim {
@@ -148,6 +162,10 @@ impl Sim {
             outputs: Vec::new(),
             kept_on_purpose: Vec::new(),
             violations: Vec::new(),
+            gates: super::hooks::ScriptedGates::default(),
+            hook_rng: Rng(seed ^ 0x400C_5EED_400C_5EED),
+            hooks_per_rotation: 0,
+            gated: RefCell::new(std::collections::BTreeMap::new()),
         };
         // Users, keys and profiles.
         let users = 1 + rng.below(3);
@@ -234,6 +252,8 @@ impl Sim {
             let killed = self.run(kind, true);
             self.iam.clear_faults();
             self.iam.no_kill();
+            self.gates.script.borrow_mut().clear();
+            *self.gates.on_run.borrow_mut() = None;
             if killed {
                 self.log.push("  killed".into());
             }
@@ -456,6 +476,38 @@ impl Sim {
         self.iam.propagation_pattern(pattern);
         let lag = Duration::from_millis(self.rng.below(3) * 1000);
         self.iam.list_lag(lag);
+        // Hooks: how many each rotation has, which fail (exit non-zero, hang past the
+        // timeout, cannot start) for their next few runs, and a kill while one runs.
+        self.hooks_per_rotation = self.hook_rng.below(3) as usize;
+        for label in ["h1", "h2"] {
+            if self.hook_rng.chance(25) {
+                let results: Vec<GateResult> = (0..1 + self.hook_rng.below(3))
+                    .map(|_| match self.hook_rng.below(3) {
+                        0 => GateResult::Exited {
+                            code: Some(1),
+                            signal: None,
+                        },
+                        1 => GateResult::TimedOut {
+                            after: Duration::from_secs(60),
+                        },
+                        _ => GateResult::Error("cannot start".into()),
+                    })
+                    .collect();
+                self.log.push(format!("  hook {label} fails {results:?}"));
+                self.gates.fail(label, results);
+            }
+        }
+        if self.hook_rng.chance(10) {
+            let at = 1 + self.hook_rng.below(3);
+            self.log.push(format!("  kill at hook run {at}"));
+            let count = Cell::new(0u64);
+            *self.gates.on_run.borrow_mut() = Some(Box::new(move |_, _| {
+                count.set(count.get() + 1);
+                if count.get() == at {
+                    std::panic::panic_any(Killed);
+                }
+            }));
+        }
         if self.rng.chance(45) {
             let at = 1 + self.rng.below(25);
             let after = self.rng.chance(50);
@@ -565,6 +617,7 @@ impl Sim {
                 options: &options,
                 cancel: &cancel,
                 progress: &progress,
+                gates: &self.gates,
             };
             let result = engine.recover(journal, mode, None).await;
             match &result {
@@ -632,7 +685,22 @@ impl Sim {
                             .push("refused: uncovered places".into());
                         continue;
                     }
-                    jobs.push((group, p));
+                    let labels: Vec<String> = ["h1", "h2"][..self.hooks_per_rotation]
+                        .iter()
+                        .map(|l| l.to_string())
+                        .collect();
+                    self.gated
+                        .borrow_mut()
+                        .insert(group.key_id.clone(), labels.clone());
+                    let gates: Vec<Gate> = labels
+                        .into_iter()
+                        .map(|command| Gate::Hook {
+                            command,
+                            format: HookFormat::Json,
+                            profile: None,
+                        })
+                        .collect();
+                    jobs.push((group, p, gates));
                 }
                 other => outputs.borrow_mut().push(format!("{other:?}")),
             }
@@ -645,9 +713,10 @@ impl Sim {
             options: &options,
             cancel: &cancel,
             progress: &progress,
+            gates: &self.gates,
         };
         let results: Vec<KeyOutcome> =
-            futures_util::stream::iter(jobs.iter().map(|(group, plan)| {
+            futures_util::stream::iter(jobs.iter().map(|(group, plan, gates)| {
                 engine.execute(Job {
                     plan,
                     target: &group.target,
@@ -656,6 +725,7 @@ impl Sim {
                     mfa_serial: None,
                     destination: &Destination::Holders,
                     auth_profile: None,
+                    gates,
                 })
             }))
             .buffer_unordered(2)
@@ -783,6 +853,24 @@ impl Sim {
                 return Err(format!(
                     "invariant 4: iam-keys called {} on {target}, another machine's key",
                     call.action
+                ));
+            }
+        }
+        // 6. No old key is retired before every hook of its rotation took the new key.
+        let passes = self.gates.passes.borrow();
+        for (old, labels) in self.gated.borrow().iter() {
+            let active = all
+                .iter()
+                .any(|(id, _, _, status)| id == old && *status == KeyStatus::Active);
+            if active {
+                continue;
+            }
+            if let Some(label) = labels
+                .iter()
+                .find(|l| !passes.contains(&(old.clone(), l.to_string())))
+            {
+                return Err(format!(
+                    "invariant 6: the key {old} was retired before hook {label} took the new key"
                 ));
             }
         }

@@ -3,6 +3,7 @@
 //! with scripted faults and a fake clock (no real sleeping), on real temporary files.
 
 use super::exec::{Cleanup, Engine, ExecOptions, Failure, Job, KeyOutcome, Step};
+use super::hooks::{Gate, GateResult, HookFormat, ScriptedGates};
 use super::journal::{Destination, JournalStore, Stage};
 use crate::time::{Cancel, FakeClock};
 
@@ -27,6 +28,9 @@ struct World {
     user: String,
     old_id: String,
     old_secret: Secret,
+    /// Hooks and env files of the next rotation, run in process.
+    gates: ScriptedGates,
+    gate_list: Vec<Gate>,
 }
 
 impl World {
@@ -63,6 +67,8 @@ impl World {
             user: "alice".into(),
             old_id,
             old_secret,
+            gates: ScriptedGates::default(),
+            gate_list: Vec::new(),
         }
     }
 
@@ -173,6 +179,7 @@ fn execute(
         options,
         cancel,
         progress: &progress,
+        gates: &world.gates,
     };
     let target = world.target();
     let holders = vec!["dev".to_string()];
@@ -184,6 +191,7 @@ fn execute(
         mfa_serial: session.map(|_| "arn:aws:iam::123456789012:mfa/alice"),
         destination,
         auth_profile: None,
+        gates: &world.gate_list,
     }));
     (outcome, steps.into_inner())
 }
@@ -212,6 +220,7 @@ fn recover_as(
         options: &options,
         cancel: &cancel,
         progress: &progress,
+        gates: &world.gates,
     };
     let mine = journal
         .readable()
@@ -1305,6 +1314,7 @@ fn a_deactivated_key_is_recorded_in_the_state_directory() {
             options: &ExecOptions::default(),
             cancel: &Cancel::default(),
             progress: &progress,
+            gates: &world.gates,
         };
         let target = world.target();
         let holders = vec!["dev".to_string()];
@@ -1316,6 +1326,7 @@ fn a_deactivated_key_is_recorded_in_the_state_directory() {
             mfa_serial: None,
             destination: &Destination::Holders,
             auth_profile: None,
+            gates: &[],
         }));
         assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
         let record = crate::rotation::retired::RetiredStore::new(&state)
@@ -1330,4 +1341,205 @@ fn a_deactivated_key_is_recorded_in_the_state_directory() {
             assert_eq!(record[0].retired, crate::time::Clock::now(&world.clock));
         }
     }
+}
+// ---- Hooks and env files (gates) ----
+
+fn hook(command: &str) -> Gate {
+    Gate::Hook {
+        command: command.into(),
+        format: HookFormat::Json,
+        profile: None,
+    }
+}
+
+/// A world whose rotation has two hooks, `a` and `b`; `on_run` records whether the old key
+/// was Active and the files held the new key each time a hook ran.
+/// (old key Active, new key in the files) at each hook run.
+type Seen = std::rc::Rc<RefCell<Vec<(bool, bool)>>>;
+
+fn gated_world() -> (World, Seen) {
+    let mut world = World::simple();
+    world.gate_list = vec![hook("a"), hook("b")];
+    let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
+    let (iam, paths, old, record) = (
+        world.iam.clone(),
+        world.paths.clone(),
+        world.old_id.clone(),
+        seen.clone(),
+    );
+    *world.gates.on_run.borrow_mut() = Some(Box::new(move |_, d| {
+        let active = iam
+            .keys("alice")
+            .iter()
+            .any(|k| k.id == old && k.status == KeyStatus::Active);
+        let in_files = std::fs::read_to_string(&paths.credentials)
+            .unwrap()
+            .contains(&d.access_key_id);
+        record.borrow_mut().push((active, in_files));
+    }));
+    (world, seen)
+}
+
+#[test]
+fn gates_run_after_the_files_and_before_the_old_key_is_retired() {
+    let (world, seen) = gated_world();
+    let plan = world.plan(PlanOptions::default());
+    let (outcome, steps) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    let new_id = new_key_of(&outcome);
+    assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+    assert_eq!(
+        steps,
+        vec![
+            Step::Journal,
+            Step::Create,
+            Step::Verify,
+            Step::Persist,
+            Step::Gates,
+            Step::Retire,
+            Step::Done
+        ]
+    );
+    // Each hook ran once, with the new key, while the old key was Active and the files
+    // already held the new one.
+    assert_eq!(world.gates.labels_run(), ["a", "b"]);
+    assert!(
+        world
+            .gates
+            .runs
+            .borrow()
+            .iter()
+            .all(|(_, id, _)| *id == new_id)
+    );
+    assert_eq!(*seen.borrow(), [(true, true), (true, true)]);
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+    assert!(world.journal().readable().is_empty());
+}
+
+#[test]
+fn a_failing_gate_keeps_the_old_key_active_and_recover_runs_only_the_gates_not_passed() {
+    let (world, _) = gated_world();
+    world.gates.fail(
+        "b",
+        vec![GateResult::Exited {
+            code: Some(7),
+            signal: None,
+        }],
+    );
+    let plan = world.plan(PlanOptions::default());
+    let (outcome, steps) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    let new_id = new_key_of(&outcome);
+    match &outcome {
+        KeyOutcome::Partial {
+            failure: failure @ Failure::Gates(failed),
+            ..
+        } => {
+            assert_eq!(failed.len(), 1);
+            let text = failure.to_string();
+            assert!(text.contains("hook `b` exited with status 7"), "{text}");
+            assert!(text.contains("iam-keys recover"), "{text}");
+        }
+        other => panic!("expected a partial rotation, got {other:?}"),
+    }
+    assert!(!steps.contains(&Step::Retire));
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    // The journal is ready for recovery: persisted, `a` passed, `b` not.
+    let journals = world.journal().readable();
+    assert_eq!(journals.len(), 1);
+    assert_eq!(journals[0].stage, Stage::Persisted);
+    let passed: Vec<bool> = journals[0].gates.iter().map(|g| g.passed).collect();
+    assert_eq!(passed, [true, false]);
+    assert_eq!(journals[0].version, super::journal::VERSION);
+    // It holds the new secret once, as before hooks existed (the gates record no secret).
+    let text = std::fs::read_to_string(world.journal().path_for(&world.old_id)).unwrap();
+    let secret = match &outcome {
+        KeyOutcome::Partial { new_secret, .. } => new_secret.expose().to_string(),
+        _ => unreachable!(),
+    };
+    assert_eq!(text.matches(&secret).count(), 1);
+
+    // Recovery runs only `b`, then retires.
+    world.gates.runs.borrow_mut().clear();
+    let recovered = recover(&world, Mode::Finish).unwrap();
+    assert!(
+        matches!(recovered, Recovered::Finished { .. }),
+        "{recovered:?}"
+    );
+    assert_eq!(world.gates.labels_run(), ["b"]);
+    assert_eq!(world.gates.runs.borrow()[0].1, new_id);
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+    assert!(world.journal().readable().is_empty());
+}
+
+#[test]
+fn a_gate_that_still_fails_on_recovery_keeps_the_journal_and_the_old_key() {
+    let (world, _) = gated_world();
+    let hang = GateResult::TimedOut {
+        after: Duration::from_secs(60),
+    };
+    world.gates.fail("a", vec![hang.clone(), hang]);
+    let plan = world.plan(PlanOptions::default());
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(matches!(outcome, KeyOutcome::Partial { .. }), "{outcome:?}");
+    world.gates.runs.borrow_mut().clear();
+    match recover(&world, Mode::Finish) {
+        Err(e @ RecoverError::Gates(_)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("hook `a` did not finish within 60s"),
+                "{text}"
+            );
+        }
+        other => panic!("expected the gate to fail again, got {other:?}"),
+    }
+    assert_eq!(world.gates.labels_run(), ["a"]);
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    let journals = world.journal().readable();
+    let passed: Vec<bool> = journals[0].gates.iter().map(|g| g.passed).collect();
+    assert_eq!(passed, [false, true]);
+    // Third time lucky.
+    assert!(matches!(
+        recover(&world, Mode::Finish),
+        Ok(Recovered::Finished { .. })
+    ));
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+}
+
+#[test]
+fn undo_is_refused_once_a_gate_took_the_new_key() {
+    let (world, _) = gated_world();
+    world
+        .gates
+        .fail("b", vec![GateResult::Error("boom".into())]);
+    let plan = world.plan(PlanOptions::default());
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    let new_id = new_key_of(&outcome);
+    match recover(&world, Mode::Undo) {
+        Err(e @ RecoverError::CannotUndo(_)) => {
+            let text = e.to_string();
+            assert!(text.contains("hook `a` already took the new key"), "{text}");
+        }
+        other => panic!("expected undo to be refused, got {other:?}"),
+    }
+    // Nothing changed: both keys Active, the journal kept.
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Active));
+    assert_eq!(world.key_status(&new_id), Some(KeyStatus::Active));
+    assert_eq!(world.journal().readable().len(), 1);
+}
+
+#[test]
+fn a_rotation_without_gates_writes_a_version_2_journal() {
+    let world = World::simple();
+    let store = world.journal();
+    let plan = world.plan(PlanOptions::default());
+    // Fail the retire so the journal stays to be read.
+    world.iam.fail(
+        Action::UpdateAccessKey,
+        Fault::always(ErrorKind::AccessDenied),
+    );
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert!(matches!(outcome, KeyOutcome::Partial { .. }), "{outcome:?}");
+    let journals = store.readable();
+    assert_eq!(journals[0].version, 2);
+    let text = std::fs::read_to_string(store.path_for(&world.old_id)).unwrap();
+    assert!(!text.contains("gates"), "{text}");
 }

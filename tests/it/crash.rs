@@ -13,6 +13,7 @@
 //! | during verification | the 2nd GetCallerIdentity signed by a key other than the old one, held | created |
 //! | between the two files | no AWS call separates the credentials save from the config save: the test takes a write lease on the config file (while CreateAccessKey is held, after the files were read) so the process waits re-opening it right after renaming the new credentials file into place; the test waits for the new credentials file, kills, and puts the original config bytes back | verified |
 //! | after both files are saved | the retire call (UpdateAccessKey, or DeleteAccessKey with `--delete`) held before moto | persisted |
+//! | during a hook | the run has `--hook ./crash-hook.sh`; the hook says it has started, then sleeps (it returns at once when run again); the test kills iam-keys | persisted |
 //! | after retiring | the retire call forwarded, its answer held: the old key is retired, the journal not yet removed | persisted |
 //!
 //! Scenarios: one profile (old key deactivated); a key shared by two profiles in the
@@ -56,6 +57,7 @@ enum Boundary {
     DuringVerify,
     BetweenFiles,
     AfterSave,
+    DuringHook,
     AfterRetire,
 }
 
@@ -109,6 +111,7 @@ impl Scenario {
                 AfterCreate,
                 DuringVerify,
                 AfterSave,
+                DuringHook,
                 AfterRetire,
             ],
             Scenario::SharedBothFiles => vec![
@@ -117,6 +120,7 @@ impl Scenario {
                 DuringVerify,
                 BetweenFiles,
                 AfterSave,
+                DuringHook,
                 AfterRetire,
             ],
             Scenario::InactiveSpare => vec![
@@ -126,6 +130,7 @@ impl Scenario {
                 AfterCreate,
                 DuringVerify,
                 AfterSave,
+                DuringHook,
                 AfterRetire,
             ],
         }
@@ -178,9 +183,34 @@ impl Scenario {
     }
 }
 
+/// The hook of the `DuringHook` boundary, run from the sandbox's HOME (the working directory
+/// of every run): the first time it says it has started and sleeps for a minute (the test
+/// kills iam-keys meanwhile); every later run returns 0 at once.
+const CRASH_HOOK: &str = "./crash-hook.sh";
+
+fn write_crash_hook(sandbox: &Sandbox) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = sandbox.home().join(CRASH_HOOK);
+    std::fs::write(
+        &path,
+        "#!/bin/sh\ncat >/dev/null\necho run >> hook-runs\nif [ ! -e hook-started ]; then touch hook-started; sleep 60; fi\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 impl Boundary {
-    fn rule(self, scenario: Scenario, old: &str) -> Rule {
-        match self {
+    /// The command line of a run at this boundary.
+    fn args(self, scenario: Scenario) -> Vec<&'static str> {
+        let mut args = scenario.args();
+        if self == Boundary::DuringHook {
+            args.extend(["--hook", CRASH_HOOK]);
+        }
+        args
+    }
+
+    fn rule(self, scenario: Scenario, old: &str) -> Option<Rule> {
+        Some(match self {
             Boundary::BeforeMakeRoom => Rule::hold_before("DeleteAccessKey"),
             Boundary::AfterMakeRoom => Rule::hold_after("DeleteAccessKey"),
             Boundary::BeforeCreate => Rule::hold_before("CreateAccessKey"),
@@ -190,15 +220,16 @@ impl Boundary {
                 .skip(1),
             Boundary::BetweenFiles => Rule::hold_before("CreateAccessKey").times(1),
             Boundary::AfterSave => Rule::hold_before(scenario.retire_action()),
+            Boundary::DuringHook => return None,
             Boundary::AfterRetire => Rule::hold_after(scenario.retire_action()),
-        }
+        })
     }
 
     fn stage(self) -> &'static str {
         match self {
             Boundary::DuringVerify => "created",
             Boundary::BetweenFiles => "verified",
-            Boundary::AfterSave | Boundary::AfterRetire => "persisted",
+            Boundary::AfterSave | Boundary::DuringHook | Boundary::AfterRetire => "persisted",
             _ => "intent",
         }
     }
@@ -244,15 +275,25 @@ impl Drop for Lease {
 /// Start the rotation, stop it at the boundary, SIGKILL it. Returns the killed run.
 fn kill_at(item: &Item, case: &Case, proxy: &FaultProxy) -> Run {
     let sandbox = case.sandbox;
-    proxy.add_rule(item.boundary.rule(item.scenario, &case.old_id));
-    let mut args = item.scenario.args();
+    if let Some(rule) = item.boundary.rule(item.scenario, &case.old_id) {
+        proxy.add_rule(rule);
+    }
+    let mut args = item.boundary.args(item.scenario);
     args.push("-vvv");
     let mut child = sandbox
         .cmd(&args)
         .env("RUST_LOG", "trace")
         .endpoint(&proxy.endpoint)
         .start();
-    let held = proxy.wait_held(1, HOLD_WAIT);
+    let held = if item.boundary == Boundary::DuringHook {
+        let deadline = Instant::now() + HOLD_WAIT;
+        while !sandbox.home().join("hook-started").exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sandbox.home().join("hook-started").exists()
+    } else {
+        proxy.wait_held(1, HOLD_WAIT)
+    };
     if !held {
         child.kill();
         panic!(
@@ -297,6 +338,7 @@ fn run_case(item: &Item) -> String {
     );
     let sandbox = Sandbox::new();
     let case = item.scenario.setup(&sandbox, name.clone());
+    write_crash_hook(&sandbox);
     let config_before = sandbox.read_config();
     let iam_before = invariants::iam_keys_of(&case.user);
     let proxy = FaultProxy::start(&moto().endpoint);
@@ -328,7 +370,7 @@ fn run_case(item: &Item) -> String {
             holds_new, 2,
             "{name}: the credentials file's two profiles hold the new key, the config's not yet"
         ),
-        Boundary::AfterSave | Boundary::AfterRetire => assert_eq!(
+        Boundary::AfterSave | Boundary::DuringHook | Boundary::AfterRetire => assert_eq!(
             holds_new,
             case.profiles.len(),
             "{name}: every profile holds the new key"
@@ -381,7 +423,7 @@ fn run_case(item: &Item) -> String {
             }
         }
         Converger::Rotate => {
-            let mut args = item.scenario.args();
+            let mut args = item.boundary.args(item.scenario);
             args.push("-vvv");
             let run = sandbox
                 .cmd(&args)
@@ -423,6 +465,19 @@ fn run_case(item: &Item) -> String {
             }
         }
     };
+    if item.boundary == Boundary::DuringHook {
+        // Killed mid-hook, before its pass was recorded: the convergence ran it again (and a
+        // second rotation once more).
+        let runs = std::fs::read_to_string(sandbox.home().join("hook-runs"))
+            .unwrap()
+            .lines()
+            .count();
+        let want = match (item.converger, item.scenario) {
+            (Converger::Recover, _) | (Converger::Rotate, Scenario::OneProfile) => 2,
+            (Converger::Rotate, _) => 3,
+        };
+        assert_eq!(runs, want, "{name}: how many times the hook ran");
+    }
     format!(
         "| {:?} | {:?} | {} | {} | {} | {} |",
         item.scenario,

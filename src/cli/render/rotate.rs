@@ -36,6 +36,9 @@ pub struct KeyReport {
     pub changes: Vec<String>,
     /// The MFA device whose session makes the IAM calls (a code is needed), if any.
     pub mfa_serial: Option<String>,
+    /// The hooks and env files that get the new key before the old key is retired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<String>,
     pub error: Option<ErrorJson>,
 }
 
@@ -116,6 +119,7 @@ pub fn apply_outcome(
         }
         Failure::VerifyTimeout { .. } => ErrorJson::other("VerifyTimeout", failure.to_string()),
         Failure::Interrupted => ErrorJson::other("Interrupted", failure.to_string()),
+        Failure::Gates(_) => ErrorJson::other("HookFailed", failure.to_string()),
         other => ErrorJson::other("Failed", other.to_string()),
     };
     match result {
@@ -207,11 +211,18 @@ pub fn apply_outcome(
             report.old_key = None;
             report.deleted_inactive = deleted_inactive.as_deref().map(mask_key_id);
             let mut error = failure_json(&failure);
-            error.message = format!(
-                "rotated, but the old key {} is still active: {}. The files hold the new key; run `iam-keys recover` \
-                 to retire the old one",
-                report.access_key_id, error.message
-            );
+            error.message = match failure {
+                // It says what to do itself.
+                Failure::Gates(_) => format!(
+                    "rotated, but the old key {} is still active: {}",
+                    report.access_key_id, error.message
+                ),
+                _ => format!(
+                    "rotated, but the old key {} is still active: {}. The files hold the new key; run \
+                     `iam-keys recover` to retire the old one",
+                    report.access_key_id, error.message
+                ),
+            };
             report.error = Some(error);
             env_out.push_str(&render::env_lines(
                 &group.holders,
@@ -290,6 +301,9 @@ pub fn render_plan(
                 }
                 for c in &r.changes {
                     out.push_str(&format!("           {c}\n"));
+                }
+                for h in &r.hooks {
+                    out.push_str(&format!("           then {h} gets the new key\n"));
                 }
                 out.push_str(&format!(
                     "           then the old key is {}\n",

@@ -34,6 +34,8 @@ pub(crate) fn sample() -> Journal {
         }),
         create_window: None,
         orphans: Vec::new(),
+        gates: Vec::new(),
+        hook_timeout_ms: None,
     }
 }
 

@@ -199,14 +199,6 @@ mod tests {
         }
     }
 
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
     #[test]
     fn the_secret_reaches_stdin_only() {
         let dir = tempfile::tempdir().unwrap();
@@ -224,7 +216,7 @@ mod tests {
             ("HOME", "/nowhere"),
         ]);
         let gate = hook(format!("sh -c {}", shlex::try_quote(&script).unwrap()));
-        let result = block_on(runner.run(&gate, &delivery(Duration::from_secs(20))));
+        let result = crate::time::block_on(runner.run(&gate, &delivery(Duration::from_secs(20))));
         assert_eq!(result, GateResult::Passed);
         let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", out.display())).unwrap();
         assert!(read("stdin").contains("TopSecretValue+/123"));
@@ -248,7 +240,7 @@ mod tests {
     #[test]
     fn a_failing_hook_reports_its_exit_code() {
         let runner = ProcessRunner::new([("PATH", "/usr/bin:/bin")]);
-        let result = block_on(runner.run(
+        let result = crate::time::block_on(runner.run(
             &hook("sh -c 'exit 7'".into()),
             &delivery(Duration::from_secs(20)),
         ));
@@ -269,7 +261,7 @@ mod tests {
         // The child outlives the timeout and would write the marker if not killed with its group.
         let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
         let started = std::time::Instant::now();
-        let result = block_on(runner.run(
+        let result = crate::time::block_on(runner.run(
             &hook(format!("sh -c {}", shlex::try_quote(&script).unwrap())),
             &delivery(Duration::from_millis(500)),
         ));
@@ -287,7 +279,7 @@ mod tests {
     #[test]
     fn a_missing_program_is_an_error_naming_it() {
         let runner = ProcessRunner::new([("PATH", "/usr/bin:/bin")]);
-        let result = block_on(runner.run(
+        let result = crate::time::block_on(runner.run(
             &hook("/no/such/hook-program".into()),
             &delivery(Duration::from_secs(5)),
         ));

@@ -406,21 +406,11 @@ pub async fn inspect_user<C: Iam>(iam: &C, user: &str) -> Result<KeyFacts, Inspe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{Env, Flags, partition_for_region};
+    use crate::settings::partition_for_region;
 
     #[test]
     fn govcloud_and_china_profiles_get_their_region_and_endpoints_with_no_flags() {
-        let settings = Settings::resolve(
-            &Flags {
-                profiles: vec!["gov".into(), "china".into(), "plain".into()],
-                credentials_file: Some("/nonexistent/credentials".into()),
-                config_file: Some("/nonexistent/config".into()),
-                no_color: true,
-                ..Default::default()
-            },
-            Env::default(),
-        )
-        .unwrap();
+        let settings = Settings::for_tests(&["gov", "china", "plain"]);
         let files = ProfileFiles::from_texts(
             &settings.paths,
             "[gov]\naws_access_key_id = AKIAGOV0000000000001\naws_secret_access_key = s1\n\

@@ -70,6 +70,19 @@ pub struct PolicyOptions {
     pub with_password: bool,
 }
 
+impl Default for PolicyOptions {
+    /// Any account, `${aws:username}`, the `aws` partition, no MFA condition, no password.
+    fn default() -> Self {
+        PolicyOptions {
+            account: None,
+            user: None,
+            partition: Partition::Aws,
+            mfa: false,
+            with_password: false,
+        }
+    }
+}
+
 /// Why options were refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -218,16 +231,6 @@ pub fn audit_policy(partition: Partition, org_role: Option<&str>) -> Value {
 mod tests {
     use super::*;
 
-    fn options() -> PolicyOptions {
-        PolicyOptions {
-            account: None,
-            user: None,
-            partition: Partition::Aws,
-            mfa: false,
-            with_password: false,
-        }
-    }
-
     fn actions(statement: &Value) -> Vec<String> {
         statement["Action"]
             .as_array()
@@ -239,7 +242,7 @@ mod tests {
 
     #[test]
     fn default_policy_allows_exactly_the_rotation_actions_on_the_callers_own_user() {
-        let doc = self_service_policy(&options()).unwrap();
+        let doc = self_service_policy(&PolicyOptions::default()).unwrap();
         assert_eq!(doc["Version"], "2012-10-17");
         let statements = doc["Statement"].as_array().unwrap();
         assert_eq!(statements.len(), 1);
@@ -259,7 +262,7 @@ mod tests {
             account: Some("123456789012".into()),
             user: Some("ci-bot".into()),
             partition: Partition::AwsUsGov,
-            ..options()
+            ..PolicyOptions::default()
         })
         .unwrap();
         assert_eq!(
@@ -272,7 +275,7 @@ mod tests {
     fn mfa_variant_denies_mutations_without_mfa_and_allows_listing_devices() {
         let doc = self_service_policy(&PolicyOptions {
             mfa: true,
-            ..options()
+            ..PolicyOptions::default()
         })
         .unwrap();
         let statements = doc["Statement"].as_array().unwrap();
@@ -292,7 +295,7 @@ mod tests {
     fn password_variant_adds_change_password_and_reads_the_account_policy() {
         let doc = self_service_policy(&PolicyOptions {
             with_password: true,
-            ..options()
+            ..PolicyOptions::default()
         })
         .unwrap();
         let statements = doc["Statement"].as_array().unwrap();
@@ -336,7 +339,7 @@ mod tests {
     fn bad_account_and_user_names_are_refused() {
         let bad_account = PolicyOptions {
             account: Some("12345".into()),
-            ..options()
+            ..PolicyOptions::default()
         };
         assert_eq!(
             self_service_policy(&bad_account),
@@ -344,7 +347,7 @@ mod tests {
         );
         let bad_user = PolicyOptions {
             user: Some("alice/../bob".into()),
-            ..options()
+            ..PolicyOptions::default()
         };
         assert!(matches!(
             self_service_policy(&bad_user),

@@ -262,6 +262,24 @@ impl Settings {
     }
 }
 
+#[cfg(test)]
+impl Settings {
+    /// Settings for unit tests: the named profiles, files that do not exist, no environment.
+    pub(crate) fn for_tests(profiles: &[&str]) -> Settings {
+        Settings::resolve(
+            &Flags {
+                profiles: profiles.iter().map(|p| p.to_string()).collect(),
+                credentials_file: Some("/nonexistent/credentials".into()),
+                config_file: Some("/nonexistent/config".into()),
+                no_color: true,
+                ..Default::default()
+            },
+            Env::default(),
+        )
+        .expect("settings without files or environment always resolve")
+    }
+}
+
 /// The partition a region belongs to: `aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`.
 pub fn partition_for_region(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -291,17 +309,7 @@ mod tests {
     }
 
     fn settings_without_flags() -> Settings {
-        Settings::resolve(
-            &Flags {
-                profiles: vec!["gov".into(), "china".into(), "plain".into()],
-                credentials_file: Some("/nonexistent/credentials".into()),
-                config_file: Some("/nonexistent/config".into()),
-                no_color: true,
-                ..Default::default()
-            },
-            Env::default(),
-        )
-        .unwrap()
+        Settings::for_tests(&["gov", "china", "plain"])
     }
 
     #[test]

@@ -24,6 +24,17 @@ pub fn signed(d: Duration) -> jiff::SignedDuration {
     jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
 }
 
+/// Run a future on a single-threaded runtime: the work is a few HTTP calls per key, run
+/// concurrently but never in parallel, so file edits need no locking between tasks. Every
+/// command and every unit test that needs a runtime uses this one.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded tokio runtime can always be built")
+        .block_on(future)
+}
+
 /// Now, and waiting.
 #[allow(async_fn_in_trait)]
 pub trait Clock {
@@ -175,13 +186,6 @@ mod tests {
         assert_eq!(age_days(now, "2026-11-23T00:00:00Z".parse().unwrap()), 0);
     }
 
-    fn block<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
     #[test]
     fn backoff_doubles_up_to_the_step_cap_and_stops_at_the_budget() {
         let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
@@ -195,7 +199,7 @@ mod tests {
         );
         let mut waits = Vec::new();
         let mut last = start;
-        while block(b.wait(&clock, &cancel)) {
+        while block_on(b.wait(&clock, &cancel)) {
             waits.push(clock.now().duration_since(last).as_secs());
             last = clock.now();
         }
@@ -215,7 +219,7 @@ mod tests {
             Duration::from_secs(8),
             Duration::from_secs(60),
         );
-        assert!(!block(b.wait(&clock, &cancel)));
+        assert!(!block_on(b.wait(&clock, &cancel)));
         assert_eq!(clock.now(), start);
     }
 }

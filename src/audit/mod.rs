@@ -169,3 +169,19 @@ pub struct Failure {
     pub user: Option<String>,
     pub error: AwsError,
 }
+
+/// The fixed "now" of the audit's unit tests, and times relative to it.
+#[cfg(test)]
+pub(crate) mod test_time {
+    use jiff::Timestamp;
+
+    pub fn now() -> Timestamp {
+        "2026-12-01T12:00:00Z".parse().unwrap()
+    }
+
+    pub fn days_ago(d: i64) -> Timestamp {
+        now()
+            .checked_sub(jiff::SignedDuration::from_hours(24 * d))
+            .unwrap()
+    }
+}

@@ -153,17 +153,8 @@ pub fn evaluate(users: &[UserFacts], limits: &Thresholds, now: Timestamp) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::test_time::{days_ago, now};
     use crate::aws::LastUsed;
-
-    fn now() -> Timestamp {
-        "2026-12-01T12:00:00Z".parse().unwrap()
-    }
-
-    fn days_ago(d: i64) -> Timestamp {
-        now()
-            .checked_sub(jiff::SignedDuration::from_hours(24 * d))
-            .unwrap()
-    }
 
     fn used(d: i64) -> Option<LastUsed> {
         Some(LastUsed {

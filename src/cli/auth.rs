@@ -30,6 +30,27 @@ pub struct AuthProfile {
 }
 
 impl AuthProfile {
+    /// The one selected profile (`--profile NAME`) whose credentials sign every call of a
+    /// command (`audit`, `policy --apply`); `not_one` says so when the selection is not one.
+    pub fn selected(
+        files: &ProfileFiles,
+        settings: &Settings,
+        not_one: &str,
+    ) -> Result<Self, Error> {
+        let names = settings.selected_names(files);
+        let [name] = names.as_slice() else {
+            return Err(Error::Usage(not_one.into()));
+        };
+        if files.profile(name).is_none() {
+            return Err(Error::Usage(format!(
+                "profile `{name}` is in neither {} nor {}: name one that holds credentials with --profile",
+                settings.paths.credentials.display(),
+                settings.paths.config.display()
+            )));
+        }
+        AuthProfile::load(name, files, settings)
+    }
+
     /// Static credentials from the files: a key and secret, with a session token when another
     /// tool wrote a session there.
     pub fn load(name: &str, files: &ProfileFiles, settings: &Settings) -> Result<Self, Error> {

@@ -382,16 +382,7 @@ mod tests {
             mfa_command: Some("echo 'account  042042'".into()),
             ..Default::default()
         };
-        let settings = crate::settings::Settings::resolve(
-            &crate::settings::Flags {
-                credentials_file: Some("/nonexistent/credentials".into()),
-                config_file: Some("/nonexistent/config".into()),
-                no_color: true,
-                ..Default::default()
-            },
-            crate::settings::Env::default(),
-        )
-        .unwrap();
+        let settings = crate::settings::Settings::for_tests(&[]);
         let ui = Ui::new(&settings);
         assert_eq!(
             code_for(&ui_args, "arn:aws:iam::1:mfa/a", &ui)

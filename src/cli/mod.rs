@@ -132,13 +132,3 @@ pub(crate) fn sdk_connector(
     })
     .map_err(|e| crate::error::Error::Connector(Box::new(e)))
 }
-
-/// Run a future on a single-threaded runtime: the work is a few HTTP calls per key, run
-/// concurrently but never in parallel, so file edits need no locking between tasks.
-pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a single-threaded tokio runtime can always be built")
-        .block_on(future)
-}

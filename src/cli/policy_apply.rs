@@ -10,7 +10,6 @@ use crate::aws::Target;
 use crate::error::{Error, Outcome};
 use crate::grant::{self, Change, GrantError};
 use crate::policy::PolicyOptions;
-use crate::profiles::ProfileFiles;
 use crate::settings::Settings;
 
 pub fn run(args: &PolicyArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
@@ -25,24 +24,12 @@ pub fn run(args: &PolicyArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
             "--apply uses the account of the profile's credentials: drop --account".into(),
         ));
     }
-    let files = ProfileFiles::load(&settings.paths)?;
-    for warning in files.warnings() {
-        ui.warn(&warning.to_string());
-    }
-    let names = settings.selected_names(&files);
-    let [name] = names.as_slice() else {
-        return Err(Error::Usage(
-            "--apply signs with one administrator's profile: name it with --profile NAME".into(),
-        ));
-    };
-    if files.profile(name).is_none() {
-        return Err(Error::Usage(format!(
-            "profile `{name}` is in neither {} nor {}: name one that holds credentials with --profile",
-            settings.paths.credentials.display(),
-            settings.paths.config.display()
-        )));
-    }
-    let auth = AuthProfile::load(name, &files, settings)?;
+    let files = crate::cli::wiring::load_files(settings, ui)?;
+    let auth = AuthProfile::selected(
+        &files,
+        settings,
+        "--apply signs with one administrator's profile: name it with --profile NAME",
+    )?;
     let connector = super::sdk_connector(settings, &files)?;
     let options = PolicyOptions {
         account: None,
@@ -51,7 +38,7 @@ pub fn run(args: &PolicyArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         mfa: args.mfa,
         with_password: args.with_password,
     };
-    let result = super::block_on(async {
+    let result = crate::time::block_on(async {
         let mut sessions = super::mfa::Sessions::default();
         let (credentials, _) = auth::credentials(
             &auth,
@@ -98,7 +85,7 @@ pub fn run(args: &PolicyArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         }
         Err(GrantError::Policy(e)) => Err(Error::Usage(e.to_string())),
         Err(GrantError::Aws(e)) => {
-            ui.warn(&super::audit::render::explain_apply(&e, name));
+            ui.warn(&super::audit::render::explain_apply(&e, &auth.name));
             Ok(Outcome::Attention)
         }
         Err(e) => {

@@ -11,7 +11,7 @@ use super::ui::Ui;
 use crate::aws::{Connector, KeyStatus};
 use crate::error::{Error, Outcome};
 use crate::inventory::{self, KeyFacts};
-use crate::profiles::{FileKind, FilePaths, ProfileFiles};
+use crate::profiles::{FileKind, FilePaths};
 use crate::rotation::prune::{self, Candidate, Deleted, Keep, PruneOptions, Verdict};
 use crate::rotation::retired::{RetiredKey, RetiredStore};
 use crate::secret::mask_key_id;
@@ -234,10 +234,7 @@ pub fn run(args: &PruneArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Er
             ui,
         )?)
     };
-    let files = ProfileFiles::load(&settings.paths)?;
-    for warning in files.warnings() {
-        ui.warn(&warning.to_string());
-    }
+    let files = crate::cli::wiring::load_files(settings, ui)?;
     let options = PruneOptions {
         older_than: args.older_than.duration,
         unrecorded: args.unrecorded,
@@ -246,7 +243,7 @@ pub fn run(args: &PruneArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Er
     let names = settings.selected_names(&files);
     let inventory = inventory::build(&files, settings, &names);
     let connector = super::sdk_connector(settings, &files)?;
-    super::block_on(prune_all(
+    crate::time::block_on(prune_all(
         args, settings, ui, &connector, &inventory, &context,
     ))
 }

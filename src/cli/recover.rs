@@ -81,7 +81,7 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
         cancel: &cancel,
         lock_timeout: args.lock_timeout.duration,
     };
-    let results = super::block_on(with_ctrl_c(&cancel, ui, recovery.run(&pending, mode)));
+    let results = crate::time::block_on(with_ctrl_c(&cancel, ui, recovery.run(&pending, mode)));
     for (entry, result) in pending.iter().zip(results) {
         match (result, entry.journal.as_ref()) {
             (

@@ -120,10 +120,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
             ui,
         )?)
     };
-    let files = RefCell::new(ProfileFiles::load(&settings.paths)?);
-    for warning in files.borrow().warnings() {
-        ui.warn(&warning.to_string());
-    }
+    let files = RefCell::new(super::wiring::load_files(settings, ui)?);
     let connector = super::sdk_connector(settings, &files.borrow())?;
     let journals = journal_store(settings);
     let exec_options = ExecOptions {
@@ -148,7 +145,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         gates: &gates,
     };
 
-    super::block_on(async {
+    crate::time::block_on(async {
         with_ctrl_c(
             &cancel,
             ui,

@@ -8,7 +8,6 @@ use super::ui::Ui;
 use crate::aws::Connector;
 use crate::error::{Error, Outcome};
 use crate::inventory::{self, KeyGroup};
-use crate::profiles::ProfileFiles;
 use crate::settings::Settings;
 use clap::Args;
 use futures_util::StreamExt;
@@ -30,17 +29,14 @@ pub fn run(args: &StatusArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
             "--output env is for `rotate`; status prints text or json".into(),
         ));
     }
-    let files = ProfileFiles::load(&settings.paths)?;
-    for warning in files.warnings() {
-        ui.warn(&warning.to_string());
-    }
+    let files = crate::cli::wiring::load_files(settings, ui)?;
     if let Some(w) = settings.ambient_key_warning() {
         ui.warn(&w);
     }
     let names = settings.selected_names(&files);
     let inventory = inventory::build(&files, settings, &names);
     let connector = super::sdk_connector(settings, &files)?;
-    let results = super::block_on(inspect_all(
+    let results = crate::time::block_on(inspect_all(
         &connector,
         &inventory.groups,
         args.concurrency as usize,

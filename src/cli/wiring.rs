@@ -49,6 +49,16 @@ pub fn acquire_lock(
     Ok(lock)
 }
 
+/// The two profile files, read once, with what the user should know about them said on
+/// stderr (sections the SDKs read differently, and the like).
+pub fn load_files(settings: &Settings, ui: &Ui) -> Result<crate::profiles::ProfileFiles, Error> {
+    let files = crate::profiles::ProfileFiles::load(&settings.paths)?;
+    for warning in files.warnings() {
+        ui.warn(&warning.to_string());
+    }
+    Ok(files)
+}
+
 /// Ask before changing anything, unless `--yes`. Without a terminal to ask on, refuse with
 /// `no_terminal` (which says what to pass instead).
 pub fn confirm(yes: bool, ui: &Ui, question: &str, no_terminal: &str) -> Result<(), Error> {

@@ -5,25 +5,6 @@ use crate::aws::ErrorKind;
 use crate::aws::KeyStatus;
 use crate::aws::account::AccountAction;
 use crate::aws::fake::account::{FakeAccount, FakeUser, fake_key};
-use crate::policy::Partition;
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-fn options() -> PolicyOptions {
-    PolicyOptions {
-        account: None,
-        user: None,
-        partition: Partition::Aws,
-        mfa: false,
-        with_password: false,
-    }
-}
 
 fn account() -> FakeAccount {
     let fake = FakeAccount::new("111122223333");
@@ -49,10 +30,10 @@ const ARN: &str = "arn:aws:iam::111122223333:policy/iam-keys-self-service";
 #[test]
 fn the_group_way_creates_everything_once_and_then_changes_nothing() {
     let fake = account();
-    let first = run(to_group(
+    let first = crate::time::block_on(to_group(
         &fake,
         "iam-keys-self-service",
-        &options(),
+        &PolicyOptions::default(),
         true,
         false,
     ))
@@ -78,10 +59,10 @@ fn the_group_way_creates_everything_once_and_then_changes_nothing() {
         ]
     );
     let writes = fake.writes().len();
-    let second = run(to_group(
+    let second = crate::time::block_on(to_group(
         &fake,
         "iam-keys-self-service",
-        &options(),
+        &PolicyOptions::default(),
         true,
         false,
     ))
@@ -103,10 +84,12 @@ fn the_group_way_creates_everything_once_and_then_changes_nothing() {
 #[test]
 fn a_dry_run_lists_the_changes_and_writes_nothing() {
     let fake = account();
-    let planned = run(to_group(&fake, "g", &options(), true, true)).unwrap();
+    let planned =
+        crate::time::block_on(to_group(&fake, "g", &PolicyOptions::default(), true, true)).unwrap();
     assert_eq!(planned.changes.len(), 4);
     assert!(fake.writes().is_empty());
-    let inline = run(to_users(&fake, &[], true, &options(), true)).unwrap();
+    let inline =
+        crate::time::block_on(to_users(&fake, &[], true, &PolicyOptions::default(), true)).unwrap();
     assert_eq!(inline.changes.len(), 1);
     assert!(fake.writes().is_empty());
 }
@@ -114,10 +97,10 @@ fn a_dry_run_lists_the_changes_and_writes_nothing() {
 #[test]
 fn a_changed_document_is_a_new_default_version_and_the_oldest_goes_at_five() {
     let fake = account();
-    run(to_group(
+    crate::time::block_on(to_group(
         &fake,
         "iam-keys-self-service",
-        &options(),
+        &PolicyOptions::default(),
         false,
         false,
     ))
@@ -125,9 +108,11 @@ fn a_changed_document_is_a_new_default_version_and_the_oldest_goes_at_five() {
     for round in 0..5 {
         let mfa = PolicyOptions {
             mfa: round % 2 == 0,
-            ..options()
+            ..PolicyOptions::default()
         };
-        let out = run(to_group(&fake, "iam-keys-self-service", &mfa, false, false)).unwrap();
+        let out =
+            crate::time::block_on(to_group(&fake, "iam-keys-self-service", &mfa, false, false))
+                .unwrap();
         assert!(
             out.changes
                 .iter()
@@ -152,7 +137,14 @@ fn a_lost_create_answer_is_reconciled_by_reading_not_by_sending_again() {
     let fake = account();
     fake.state.borrow_mut().lost_answers =
         vec![AccountAction::CreatePolicy, AccountAction::CreateGroup];
-    let out = run(to_group(&fake, "g", &options(), false, false)).unwrap();
+    let out = crate::time::block_on(to_group(
+        &fake,
+        "g",
+        &PolicyOptions::default(),
+        false,
+        false,
+    ))
+    .unwrap();
     assert_eq!(out.changes.len(), 3, "{out:?}");
     assert_eq!(fake.calls(AccountAction::CreatePolicy), 1);
     assert_eq!(fake.calls(AccountAction::CreateGroup), 1);
@@ -161,10 +153,10 @@ fn a_lost_create_answer_is_reconciled_by_reading_not_by_sending_again() {
     // A new version whose answer is lost: it is the default now, so it is done.
     let mfa = PolicyOptions {
         mfa: true,
-        ..options()
+        ..PolicyOptions::default()
     };
     fake.state.borrow_mut().lost_answers = vec![AccountAction::CreatePolicyVersion];
-    let out = run(to_group(&fake, "g", &mfa, false, false)).unwrap();
+    let out = crate::time::block_on(to_group(&fake, "g", &mfa, false, false)).unwrap();
     assert_eq!(fake.calls(AccountAction::CreatePolicyVersion), 1);
     assert!(out.changes.contains(&Change::NewDefaultVersion {
         arn: "arn:aws:iam::111122223333:policy/g".into(),
@@ -178,14 +170,30 @@ fn a_lost_create_answer_is_reconciled_by_reading_not_by_sending_again() {
         ErrorKind::ServiceUnavailable,
         "ServiceUnavailable",
     );
-    assert!(run(to_group(&fake, "g", &options(), false, false)).is_err());
+    assert!(
+        crate::time::block_on(to_group(
+            &fake,
+            "g",
+            &PolicyOptions::default(),
+            false,
+            false
+        ))
+        .is_err()
+    );
     assert_eq!(fake.calls(AccountAction::CreatePolicy), 1);
 }
 
 #[test]
 fn the_inline_way_puts_one_policy_per_user_with_the_literal_arn() {
     let fake = account();
-    let out = run(to_users(&fake, &["alice".into()], false, &options(), false)).unwrap();
+    let out = crate::time::block_on(to_users(
+        &fake,
+        &["alice".into()],
+        false,
+        &PolicyOptions::default(),
+        false,
+    ))
+    .unwrap();
     assert_eq!(
         out.changes,
         vec![Change::PutInlinePolicy {
@@ -199,14 +207,16 @@ fn the_inline_way_puts_one_policy_per_user_with_the_literal_arn() {
         doc.contains("arn:aws:iam::111122223333:user/alice"),
         "{doc}"
     );
-    let again = run(to_users(&fake, &[], true, &options(), false)).unwrap();
+    let again = crate::time::block_on(to_users(&fake, &[], true, &PolicyOptions::default(), false))
+        .unwrap();
     assert!(again.changes.is_empty());
     assert_eq!(again.in_place, ["inline alice"]);
     let mfa = PolicyOptions {
         mfa: true,
-        ..options()
+        ..PolicyOptions::default()
     };
-    let changed = run(to_users(&fake, &["alice".into()], false, &mfa, false)).unwrap();
+    let changed =
+        crate::time::block_on(to_users(&fake, &["alice".into()], false, &mfa, false)).unwrap();
     assert!(matches!(
         changed.changes[0],
         Change::PutInlinePolicy { replaces: true, .. }

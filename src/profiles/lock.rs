@@ -57,7 +57,7 @@ impl RunLock {
         name.push(LOCK_SUFFIX);
         let path = PathBuf::from(name);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_dir_private(dir).map_err(lock_err(&path))?;
+            super::save::create_private_dir(dir).map_err(lock_err(&path))?;
         }
         let mut file = match open_lock_file(&path) {
             Ok(file) => file,
@@ -211,21 +211,4 @@ fn read_pid(file: &mut File) -> Option<u32> {
     file.seek(SeekFrom::Start(0)).ok()?;
     file.read_to_string(&mut text).ok()?;
     text.trim().parse().ok()
-}
-
-#[cfg(unix)]
-fn create_dir_private(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_dir_private(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)
 }

@@ -85,7 +85,7 @@ mod tests;
 pub use error::{Diagnostic, ProfileError};
 pub use location::{FilePaths, home_dir};
 pub use lock::RunLock;
-pub use save::TEMP_PREFIX;
+pub use save::{TEMP_PREFIX, create_private_dir};
 
 use crate::secret::{Secret, mask_key_id};
 use document::{Document, LineKind};

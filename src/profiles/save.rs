@@ -380,8 +380,10 @@ pub(super) fn remove_stale_temps(_path: &Path) -> Vec<PathBuf> {
     Vec::new()
 }
 
+/// Create `dir` and its missing parents, 0700 on Unix (the one place the crate makes a
+/// directory meant for secrets or locks).
 #[cfg(unix)]
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
         return Ok(());
@@ -393,7 +395,7 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)
 }
 

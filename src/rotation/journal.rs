@@ -539,7 +539,7 @@ fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), JournalErr
         path: path.to_path_buf(),
         source,
     };
-    create_private_dir(dir).map_err(err)?;
+    crate::profiles::create_private_dir(dir).map_err(err)?;
     check_private_dir(dir).map_err(|reason| JournalError::Unsafe {
         path: dir.to_path_buf(),
         reason,
@@ -568,7 +568,7 @@ pub(crate) fn write_private_file(
 
 /// Create `dir` (0700) if missing and check it is a private directory of ours.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), JournalError> {
-    create_private_dir(dir).map_err(|source| JournalError::Write {
+    crate::profiles::create_private_dir(dir).map_err(|source| JournalError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -576,21 +576,6 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), JournalError> {
         path: dir.to_path_buf(),
         reason,
     })
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::create_dir_all(dir)
-    }
 }
 
 /// A directory we may keep secrets in: not a symbolic link, a directory, owned by the user,

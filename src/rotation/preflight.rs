@@ -215,15 +215,7 @@ mod tests {
     use crate::aws::ErrorKind;
     use crate::aws::fake::{FakeIam, Fault};
     use crate::profiles::FilePaths;
-    use crate::settings::{Env, Flags, Settings};
-
-    fn block<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::settings::Settings;
 
     struct World {
         iam: FakeIam,
@@ -248,15 +240,7 @@ mod tests {
             config: "/nonexistent/config".into(),
         };
         let files = ProfileFiles::from_texts(&paths, &credentials, "").unwrap();
-        let settings = Settings::resolve(
-            &Flags {
-                credentials_file: Some(paths.credentials.clone()),
-                config_file: Some(paths.config.clone()),
-                ..Default::default()
-            },
-            Env::default(),
-        )
-        .unwrap();
+        let settings = Settings::for_tests(&["dev"]);
         let inventory = inventory::build(&files, &settings, &["dev".to_string()]);
         let group = inventory.groups[0].clone();
         World {
@@ -279,7 +263,7 @@ mod tests {
             pruner: None,
             now: now(),
         };
-        block(preflight.check(&w.group, Caller::default()))
+        crate::time::block_on(preflight.check(&w.group, Caller::default()))
     }
 
     #[test]

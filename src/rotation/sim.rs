@@ -41,11 +41,11 @@ use super::hooks::{Gate, GateResult, HookFormat};
 use super::journal::{Destination, JournalStore};
 use super::plan::{self, Decision, PlanOptions};
 use super::recover::{Mode, journal_paths};
-use super::tests::block;
 use crate::aws::fake::{FakeConnector, FakeIam, Fault, Killed};
 use crate::aws::{Action, Connector, ErrorKind, KeyStatus};
 use crate::inventory;
 use crate::profiles::{FilePaths, ProfileFiles};
+use crate::time::block_on;
 use crate::time::{Cancel, FakeClock};
 use futures_util::StreamExt;
 use jiff::Timestamp;
@@ -541,7 +541,7 @@ impl Sim {
         let outputs = RefCell::new(Vec::new());
         let kept = RefCell::new(Vec::new());
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            block(self.drive(kind, step_kill, ctrl_c, &outputs, &kept))
+            block_on(self.drive(kind, step_kill, ctrl_c, &outputs, &kept))
         }));
         let outputs = outputs.into_inner();
         for o in &outputs {

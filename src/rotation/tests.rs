@@ -5,6 +5,7 @@
 use super::exec::{Cleanup, Engine, ExecOptions, Failure, Job, KeyOutcome, Step};
 use super::hooks::{Gate, GateResult, HookFormat, ScriptedGates};
 use super::journal::{Destination, JournalStore, Stage};
+use crate::time::block_on;
 use crate::time::{Cancel, FakeClock};
 
 use super::plan::{Decision, KeyPlan, PlanOptions, Retire, decide};
@@ -110,7 +111,7 @@ impl World {
 
     fn plan(&self, options: PlanOptions) -> KeyPlan {
         let client = FakeConnector::new(&self.iam).connect(&self.target());
-        let facts = block(inventory::inspect(&client, &self.old_id)).unwrap();
+        let facts = block_on(inventory::inspect(&client, &self.old_id)).unwrap();
         match decide(
             &facts,
             &self.old_id,
@@ -127,14 +128,6 @@ impl World {
         use crate::time::Clock;
         self.clock.now()
     }
-}
-
-pub(super) fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// Run one rotation in the world; returns the outcome and the steps reported.
@@ -183,7 +176,7 @@ fn execute(
     };
     let target = world.target();
     let holders = vec!["dev".to_string()];
-    let outcome = block(engine.execute(Job {
+    let outcome = block_on(engine.execute(Job {
         plan,
         target: &target,
         holders: &holders,
@@ -227,7 +220,7 @@ fn recover_as(
         .into_iter()
         .find(|j| j.old_key_id == world.old_id)
         .expect("a journal of the world's key");
-    block(engine.recover(&mine, mode, session))
+    block_on(engine.recover(&mine, mode, session))
 }
 
 fn new_key_of(outcome: &KeyOutcome) -> String {
@@ -788,7 +781,7 @@ fn undo_is_refused_once_the_old_key_is_retired() {
     let world = World::simple();
     interrupted_at(&world, Stage::Persisted).unwrap();
     let as_old = world.iam.connector().connect(&world.target());
-    block(crate::aws::Iam::update_access_key(
+    block_on(crate::aws::Iam::update_access_key(
         &as_old,
         &world.user,
         &world.old_id,
@@ -825,7 +818,7 @@ fn with_mfa_required_the_iam_calls_go_through_the_session_and_the_new_key_verifi
     world.iam.require_mfa("alice");
     world.iam.set_mfa_code("123456");
     let as_old = world.iam.connector().connect(&world.target());
-    let session = block(crate::aws::Iam::session_token(
+    let session = block_on(crate::aws::Iam::session_token(
         &as_old,
         "arn:aws:iam::123456789012:mfa/alice",
         &Secret::new("123456"),
@@ -1079,7 +1072,7 @@ fn an_old_intent_journal_never_deletes_a_key_made_later_elsewhere() {
     for k in world.iam.keys(&world.user) {
         if k.id != world.old_id {
             let admin = world.iam.connector().connect(&world.target());
-            block(crate::aws::Iam::delete_access_key(
+            block_on(crate::aws::Iam::delete_access_key(
                 &admin,
                 &world.user,
                 &k.id,
@@ -1113,7 +1106,7 @@ fn undo_deletes_exactly_the_new_key() {
     // Someone turns the rotation's way around: deletes nothing, but IAM now lists a key
     // that no one here knows. (Two keys is IAM's limit, so make room by hand first.)
     let admin = world.iam.connector().connect(&world.target());
-    block(crate::aws::Iam::delete_access_key(
+    block_on(crate::aws::Iam::delete_access_key(
         &admin,
         &world.user,
         &new_id,
@@ -1268,7 +1261,7 @@ fn an_inactive_key_turned_back_on_meanwhile_is_not_deleted() {
     });
     assert_eq!(plan.delete_first.as_deref(), Some(second.as_str()));
     let admin = world.iam.connector().connect(&world.target());
-    block(crate::aws::Iam::update_access_key(
+    block_on(crate::aws::Iam::update_access_key(
         &admin,
         &world.user,
         &second,
@@ -1318,7 +1311,7 @@ fn a_deactivated_key_is_recorded_in_the_state_directory() {
         };
         let target = world.target();
         let holders = vec!["dev".to_string()];
-        let outcome = block(engine.execute(Job {
+        let outcome = block_on(engine.execute(Job {
             plan: &plan,
             target: &target,
             holders: &holders,

@@ -228,48 +228,61 @@ pub fn files_for(backend: Backend, spec: &JobSpec, places: &Places) -> Vec<JobFi
     }
 }
 
-/// The steps of an install, in order (nothing is done here).
-pub fn install_plan(backend: Backend, spec: &JobSpec, places: &Places) -> Vec<Action> {
-    let mut steps: Vec<Action> = files_for(backend, spec, places)
-        .into_iter()
-        .map(Action::Write)
-        .collect();
-    let run = |v: &[&str]| Action::Run(v.iter().map(|s| s.to_string()).collect());
+/// A scheduler command that loads the job once its files are written: its words, and whether
+/// it may fail (unloading an earlier install that is not there).
+struct LoadCommand {
+    argv: Vec<String>,
+    may_fail: bool,
+}
+
+/// The commands that load the job into `backend`'s scheduler, in order. Cron has none: its
+/// table is rewritten whole (see [`install`]).
+fn load_commands(backend: Backend, places: &Places) -> Vec<LoadCommand> {
+    let command = |may_fail: bool, v: &[&str]| LoadCommand {
+        argv: v.iter().map(|s| s.to_string()).collect(),
+        may_fail,
+    };
     match backend {
-        Backend::Systemd => {
-            steps.push(run(&["systemctl", "--user", "daemon-reload"]));
-            steps.push(run(&[
-                "systemctl",
-                "--user",
-                "enable",
-                "--now",
-                &format!("{}.timer", super::NAME),
-            ]));
-        }
-        Backend::Cron => {
-            steps.push(run(&["crontab", "-l"]));
-            steps.push(Action::Write(JobFile {
-                path: PathBuf::from("crontab"),
-                text: super::cron_lines(spec),
-            }));
-            steps.push(run(&["crontab", "-"]));
-        }
+        Backend::Systemd => vec![
+            command(false, &["systemctl", "--user", "daemon-reload"]),
+            command(
+                false,
+                &[
+                    "systemctl",
+                    "--user",
+                    "enable",
+                    "--now",
+                    &format!("{}.timer", super::NAME),
+                ],
+            ),
+        ],
+        Backend::Cron => Vec::new(),
         Backend::Launchd => {
             let domain = format!("gui/{}", places.uid.unwrap_or(0));
-            steps.push(run(&[
-                "launchctl",
-                "bootout",
-                &format!("{domain}/{}", super::LAUNCHD_LABEL),
-            ]));
-            steps.push(run(&[
-                "launchctl",
-                "bootstrap",
-                &domain,
-                &places.plist().display().to_string(),
-            ]));
+            vec![
+                // An earlier install is unloaded first; none loaded is fine.
+                command(
+                    true,
+                    &[
+                        "launchctl",
+                        "bootout",
+                        &format!("{domain}/{}", super::LAUNCHD_LABEL),
+                    ],
+                ),
+                command(
+                    false,
+                    &[
+                        "launchctl",
+                        "bootstrap",
+                        &domain,
+                        &places.plist().display().to_string(),
+                    ],
+                ),
+            ]
         }
-        Backend::TaskScheduler => {
-            steps.push(run(&[
+        Backend::TaskScheduler => vec![command(
+            false,
+            &[
                 "schtasks",
                 "/Create",
                 "/TN",
@@ -277,9 +290,30 @@ pub fn install_plan(backend: Backend, spec: &JobSpec, places: &Places) -> Vec<Ac
                 "/XML",
                 &places.task_xml().display().to_string(),
                 "/F",
-            ]));
-        }
+            ],
+        )],
     }
+}
+
+/// The steps of an install, in order (nothing is done here).
+pub fn install_plan(backend: Backend, spec: &JobSpec, places: &Places) -> Vec<Action> {
+    let mut steps: Vec<Action> = files_for(backend, spec, places)
+        .into_iter()
+        .map(Action::Write)
+        .collect();
+    if backend == Backend::Cron {
+        steps.push(Action::Run(vec!["crontab".into(), "-l".into()]));
+        steps.push(Action::Write(JobFile {
+            path: PathBuf::from("crontab"),
+            text: super::cron_lines(spec),
+        }));
+        steps.push(Action::Run(vec!["crontab".into(), "-".into()]));
+    }
+    steps.extend(
+        load_commands(backend, places)
+            .into_iter()
+            .map(|c| Action::Run(c.argv)),
+    );
     steps
 }
 
@@ -370,53 +404,18 @@ pub fn install(
         ));
         out
     };
-    match backend {
-        Backend::Systemd => {
-            run("systemctl", &["--user", "daemon-reload"], None)?;
-            run(
-                "systemctl",
-                &[
-                    "--user",
-                    "enable",
-                    "--now",
-                    &format!("{}.timer", super::NAME),
-                ],
-                None,
-            )?;
-        }
-        Backend::Cron => {
-            let now = crontab_now(sys)?;
-            let mut text = super::cron_without_ours(&now);
-            text.push_str(&super::cron_lines(spec));
-            run("crontab", &["-"], Some(&text))?;
-        }
-        Backend::Launchd => {
-            let domain = format!("gui/{}", places.uid.unwrap_or(0));
-            // An earlier install is unloaded first; none loaded is fine.
-            let _ = sys.run(
-                "launchctl",
-                &["bootout", &format!("{domain}/{}", super::LAUNCHD_LABEL)],
-                None,
-            );
-            run(
-                "launchctl",
-                &["bootstrap", &domain, &places.plist().display().to_string()],
-                None,
-            )?;
-        }
-        Backend::TaskScheduler => {
-            run(
-                "schtasks",
-                &[
-                    "/Create",
-                    "/TN",
-                    super::TASK_NAME,
-                    "/XML",
-                    &places.task_xml().display().to_string(),
-                    "/F",
-                ],
-                None,
-            )?;
+    if backend == Backend::Cron {
+        let now = crontab_now(sys)?;
+        let mut text = super::cron_without_ours(&now);
+        text.push_str(&super::cron_lines(spec));
+        run("crontab", &["-"], Some(&text))?;
+    }
+    for command in load_commands(backend, places) {
+        let args: Vec<&str> = command.argv[1..].iter().map(String::as_str).collect();
+        if command.may_fail {
+            let _ = sys.run(&command.argv[0], &args, None);
+        } else {
+            run(&command.argv[0], &args, None)?;
         }
     }
     Ok(done)

@@ -1,20 +1,12 @@
 //! Tests of [`super`] (collect.rs), kept apart so the module reads on its own.
 
 use super::*;
+use crate::audit::test_time::{days_ago, now};
 use crate::audit::{Finding, Thresholds, evaluate};
 use crate::aws::account::AccountAction;
 use crate::aws::fake::account::{FakeAccount, FakeUser, fake_key};
 use crate::aws::{ErrorKind, KeyStatus};
-
-fn now() -> Timestamp {
-    "2026-12-01T12:00:00Z".parse().unwrap()
-}
-
-fn days_ago(d: i64) -> Timestamp {
-    now()
-        .checked_sub(jiff::SignedDuration::from_hours(24 * d))
-        .unwrap()
-}
+use crate::time::block_on;
 
 fn options() -> Options {
     Options {
@@ -23,14 +15,6 @@ fn options() -> Options {
             group: crate::policy::SELF_SERVICE_NAME.into(),
         }),
     }
-}
-
-fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// An account of 0, 1 and 2 keys, Active and Inactive, used and never used, exempt.
@@ -88,7 +72,7 @@ fn account() -> FakeAccount {
 fn every_user_is_read_across_pages_and_slots_follow_creation() {
     let fake = account();
     let seen = std::cell::RefCell::new(Vec::new());
-    let collected = run(async {
+    let collected = block_on(async {
         let users = list_users(&fake, &Ungated).await.unwrap();
         from_api(&fake, "111122223333", users, &options(), &Ungated, &|p| {
             seen.borrow_mut().push(p)
@@ -157,7 +141,7 @@ fn a_refused_call_becomes_a_failure_and_the_rest_is_still_read() {
         ErrorKind::AccessDenied,
         "AccessDenied",
     );
-    let collected = run(async {
+    let collected = block_on(async {
         let users = list_users(&fake, &Ungated).await.unwrap();
         from_api(&fake, "111122223333", users, &options(), &Ungated, &|_| {}).await
     });
@@ -186,7 +170,7 @@ fn a_user_deleted_while_the_audit_runs_is_left_out_without_an_error() {
         ErrorKind::NoSuchEntity,
         "NoSuchEntity",
     );
-    let collected = run(async {
+    let collected = block_on(async {
         let users = list_users(&fake, &Ungated).await.unwrap();
         from_api(&fake, "111122223333", users, &options(), &Ungated, &|_| {}).await
     });
@@ -203,7 +187,7 @@ fn listing_users_refused_is_the_error_of_the_whole_account() {
         ErrorKind::AccessDenied,
         "AccessDenied",
     );
-    let e = run(list_users(&fake, &Ungated)).unwrap_err();
+    let e = block_on(list_users(&fake, &Ungated)).unwrap_err();
     assert_eq!(e.kind, ErrorKind::AccessDenied);
     assert_eq!(e.action.as_str(), "ListUsers");
 }
@@ -223,7 +207,7 @@ fn the_credential_report_is_awaited_with_backoff_then_read() {
         );
     }
     let slept = std::cell::RefCell::new(Vec::new());
-    let collected = run(from_report(
+    let collected = block_on(from_report(
         &fake,
         "111122223333",
         &options(),
@@ -255,7 +239,7 @@ fn the_credential_report_is_awaited_with_backoff_then_read() {
 fn a_report_that_never_completes_is_a_timeout_failure() {
     let fake = account();
     fake.state.borrow_mut().report_pending = u32::MAX;
-    let collected = run(from_report(
+    let collected = block_on(from_report(
         &fake,
         "111122223333",
         &options(),

@@ -4,16 +4,9 @@
 use super::*;
 use crate::aws::{Action, Connector, ErrorKind, Iam, KeyStatus, LastUsed};
 use crate::secret::{REDACTED, Secret};
+use crate::time::block_on;
 use jiff::Timestamp;
-use std::future::Future;
 use std::time::Duration;
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 fn setup() -> (FakeIam, String, Secret) {
     let iam = FakeIam::new();

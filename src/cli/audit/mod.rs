@@ -124,25 +124,13 @@ pub fn run(args: &AuditArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Er
             "--output env is for `rotate`; audit prints text, json or csv".into(),
         ));
     }
-    let files = ProfileFiles::load(&settings.paths)?;
-    for warning in files.warnings() {
-        ui.warn(&warning.to_string());
-    }
-    let names = settings.selected_names(&files);
-    let [name] = names.as_slice() else {
-        return Err(Error::Usage(
-            "audit signs with one profile's credentials: name it with --profile NAME (not --all)"
-                .into(),
-        ));
-    };
-    if files.profile(name).is_none() {
-        return Err(Error::Usage(format!(
-            "profile `{name}` is in neither {} nor {}: name one that holds credentials with --profile",
-            settings.paths.credentials.display(),
-            settings.paths.config.display()
-        )));
-    }
-    let auth = AuthProfile::load(name, &files, settings)?;
+    let files = crate::cli::wiring::load_files(settings, ui)?;
+    let auth = AuthProfile::selected(
+        &files,
+        settings,
+        "audit signs with one profile's credentials: name it with --profile NAME (not --all)",
+    )?;
+    let name = &auth.name;
     let connector = super::sdk_connector(settings, &files)?;
     let profile = files.profile(name);
     let orgs_endpoint = settings.endpoint_for("organizations", profile.as_ref(), &files);
@@ -156,7 +144,7 @@ pub fn run(args: &AuditArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Er
     } else {
         args.fail_on.clone()
     };
-    let run = super::block_on(async {
+    let run = crate::time::block_on(async {
         let mut sessions = Sessions::default();
         let (credentials, _) =
             auth::credentials(&auth, &args.mfa, false, ui, &connector, &mut sessions)

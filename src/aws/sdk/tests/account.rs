@@ -115,18 +115,10 @@ fn client_with(max_attempts: u32) -> (SdkAccountClient, Capture) {
     (connector.connect_account(&target, None), capture)
 }
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 #[test]
 fn list_users_follows_markers_to_the_last_page() {
     let (client, capture) = client();
-    let users = run(client.list_users()).unwrap();
+    let users = crate::time::block_on(client.list_users()).unwrap();
     let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c", "d"]);
     assert!(users[0].created.is_some());
@@ -141,7 +133,7 @@ fn list_users_follows_markers_to_the_last_page() {
 #[test]
 fn a_repeated_marker_ends_the_listing() {
     let (client, capture) = client();
-    let tags = run(client.list_user_tags("a")).unwrap();
+    let tags = crate::time::block_on(client.list_user_tags("a")).unwrap();
     assert_eq!(tags.len(), 2, "one tag per page read");
     // First page, then the page for marker `same`, which repeats it: stop.
     assert_eq!(capture.seen().len(), 2);
@@ -151,25 +143,36 @@ fn a_repeated_marker_ends_the_listing() {
 fn documents_are_decoded_and_absent_things_are_none() {
     let (client, _) = client();
     assert_eq!(
-        run(client.get_user_policy("a", "p")).unwrap().as_deref(),
+        crate::time::block_on(client.get_user_policy("a", "p"))
+            .unwrap()
+            .as_deref(),
         Some(r#"{"Version":"2012-10-17"}"#)
     );
-    assert_eq!(run(client.get_user_policy("a", "missing")).unwrap(), None);
-    assert_eq!(run(client.get_credential_report()).unwrap(), None);
-    let e = run(client.list_accounts()).unwrap_err();
+    assert_eq!(
+        crate::time::block_on(client.get_user_policy("a", "missing")).unwrap(),
+        None
+    );
+    assert_eq!(
+        crate::time::block_on(client.get_credential_report()).unwrap(),
+        None
+    );
+    let e = crate::time::block_on(client.list_accounts()).unwrap_err();
     assert_eq!(e.action, Action::Account(AccountAction::ListAccounts));
 }
 
 #[test]
 fn creates_are_sent_once_while_reads_are_retried() {
     let (client, capture) = client_with(3);
-    let e = run(client.create_group("g")).unwrap_err();
+    let e = crate::time::block_on(client.create_group("g")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
     assert_eq!(capture.seen().len(), 1, "CreateGroup: one attempt");
     capture.clear();
-    assert!(run(client.create_policy_version("arn:aws:iam::1:policy/p", "{}")).is_err());
+    assert!(
+        crate::time::block_on(client.create_policy_version("arn:aws:iam::1:policy/p", "{}"))
+            .is_err()
+    );
     assert_eq!(capture.seen().len(), 1, "CreatePolicyVersion: one attempt");
     capture.clear();
-    assert!(run(client.list_groups_for_user("a")).is_err());
+    assert!(crate::time::block_on(client.list_groups_for_user("a")).is_err());
     assert_eq!(capture.seen().len(), 3, "a read: the standard retries");
 }

@@ -1,3 +1,4 @@
+// Over 500 lines: the command and its JSON and text renderers; the rule itself is in `rotation::prune`.
 //! `iam-keys prune`: delete the Inactive keys of the selected profiles' users that were
 //! retired long enough ago and not used since (the rules are in [`crate::rotation::prune`]),
 //! after a plan and a confirmation like `rotate`. Also the judgement `rotate --prune` uses

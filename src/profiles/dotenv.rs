@@ -454,5 +454,4 @@ fn rewrite_in_place(
 }
 
 #[cfg(test)]
-#[path = "dotenv_tests.rs"]
 mod tests;

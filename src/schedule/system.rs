@@ -1,3 +1,4 @@
+// Over 500 lines: install, status and uninstall for four schedulers, through the one `System` seam.
 //! Installing, removing and finding the job: files written atomically, and the scheduler's
 //! own commands (`systemctl --user`, `crontab`, `launchctl`, `schtasks`) run through the
 //! [`System`] seam, which tests replace with a recorder.

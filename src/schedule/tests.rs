@@ -1,3 +1,4 @@
+// Over 500 lines: golden files and a sandboxed install per scheduler, one story each.
 //! The generated files against golden copies (`tests/golden/schedule/`; regenerate with
 //! `IAM_KEYS_UPDATE_GOLDEN=1 cargo test --lib schedule`), parsed back (plist with the
 //! `plist` crate, task XML with `roxmltree`, the units with `systemd-analyze verify` on

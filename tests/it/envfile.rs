@@ -3,6 +3,7 @@
 //! (a symlink kept, a hard link rewritten in place), refused up front when the file is not a
 //! regular file or holds another key, and gating retirement like a hook.
 
+use crate::invariants::{current_key, sandbox_with, setup_user, status_of};
 use crate::support::cmd::Sandbox;
 use crate::support::moto::moto;
 use std::os::unix::fs::PermissionsExt;
@@ -10,44 +11,6 @@ use std::path::{Path, PathBuf};
 
 const CORPUS_OLD_ID: &str = "AKIAOLDKEY0000000001";
 const CORPUS_OLD_SECRET: &str = "oldSecret/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-
-fn setup_user(prefix: &str) -> (String, String, String) {
-    let m = moto();
-    let user = m.unique(prefix);
-    m.create_user(&user);
-    let (id, secret) = m.create_key(&user);
-    (user, id, secret)
-}
-
-fn sandbox_with(id: &str, secret: &str) -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.write_credentials(&format!(
-        "[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
-    ));
-    sandbox
-}
-
-fn current_key(sandbox: &Sandbox) -> (String, String) {
-    let text = sandbox.read_credentials();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().to_string())
-            })
-            .unwrap()
-    };
-    (value("aws_access_key_id"), value("aws_secret_access_key"))
-}
-
-fn status_of(user: &str, id: &str) -> String {
-    moto()
-        .list_keys(user)
-        .into_iter()
-        .find(|(k, _)| k == id)
-        .map(|(_, s)| s)
-        .unwrap_or_else(|| "gone".into())
-}
 
 /// A corpus file with the corpus key replaced by a real one.
 fn corpus(name: &str, id: &str, secret: &str) -> String {

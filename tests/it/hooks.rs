@@ -4,47 +4,17 @@
 //! leaves the old key Active and the journal ready; `recover` runs only the hooks that have
 //! not passed.
 
+use crate::invariants::{current_key, setup_user, status_of};
 use crate::support::cmd::Sandbox;
 use crate::support::moto::{ACCOUNT_ID, moto};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn setup_user(prefix: &str) -> (String, String, String) {
-    let m = moto();
-    let user = m.unique(prefix);
-    m.create_user(&user);
-    let (id, secret) = m.create_key(&user);
-    (user, id, secret)
-}
-
 fn default_profile(sandbox: &Sandbox, id: &str, secret: &str) {
     sandbox.write_credentials(&format!(
         "[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
     ));
-}
-
-/// The key id and secret of `[default]` in the credentials file now.
-fn current_key(sandbox: &Sandbox) -> (String, String) {
-    let text = sandbox.read_credentials();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().to_string())
-            })
-            .unwrap_or_else(|| panic!("no {name} in the credentials file"))
-    };
-    (value("aws_access_key_id"), value("aws_secret_access_key"))
-}
-
-fn status_of(user: &str, id: &str) -> String {
-    moto()
-        .list_keys(user)
-        .into_iter()
-        .find(|(k, _)| k == id)
-        .map(|(_, s)| s)
-        .unwrap_or_else(|| "gone".into())
 }
 
 /// An executable script in the sandbox; `{dir}` in `body` is the sandbox's `hooks/` dir.

@@ -541,3 +541,45 @@ pub fn run_parallel<T: Sync, R: Send>(
         .map(|(_, r)| r.expect("checked"))
         .collect()
 }
+
+/// A moto user with one Active key: (user, key id, secret).
+pub fn setup_user(prefix: &str) -> (String, String, String) {
+    let m = moto();
+    let user = m.unique(prefix);
+    m.create_user(&user);
+    let (id, secret) = m.create_key(&user);
+    (user, id, secret)
+}
+
+/// A sandbox whose credentials file has `[default]` with this key.
+pub fn sandbox_with(id: &str, secret: &str) -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.write_credentials(&format!(
+        "[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
+    ));
+    sandbox
+}
+
+/// The key id and secret of `[default]` in the credentials file now.
+pub fn current_key(sandbox: &Sandbox) -> (String, String) {
+    let text = sandbox.read_credentials();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} in the credentials file"))
+    };
+    (value("aws_access_key_id"), value("aws_secret_access_key"))
+}
+
+/// The status of a key in IAM (moto), or `gone`.
+pub fn status_of(user: &str, id: &str) -> String {
+    moto()
+        .list_keys(user)
+        .into_iter()
+        .find(|(k, _)| k == id)
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| "gone".into())
+}

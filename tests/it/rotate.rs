@@ -2,6 +2,7 @@
 //! the AWS CLI itself authenticates with the rewritten files, the old key is Inactive or
 //! gone, and the user has exactly the expected keys.
 
+use crate::invariants::setup_user;
 use crate::support::cmd::Sandbox;
 use crate::support::moto::{Moto, moto};
 use crate::support::proxy::{FaultProxy, Rule};
@@ -60,14 +61,6 @@ fn keys(m: &Moto, user: &str) -> Vec<(String, String)> {
     let mut keys = m.list_keys(user);
     keys.sort();
     keys
-}
-
-fn setup_user(prefix: &str) -> (String, String, String) {
-    let m = moto();
-    let user = m.unique(prefix);
-    m.create_user(&user);
-    let (id, secret) = m.create_key(&user);
-    (user, id, secret)
 }
 
 #[test]

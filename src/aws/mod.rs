@@ -16,6 +16,7 @@ pub mod error;
 pub mod fake;
 #[cfg(test)]
 pub mod fake_account;
+pub mod limiter;
 pub mod sdk;
 
 pub use error::{Action, AwsError, ErrorKind};

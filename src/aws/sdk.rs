@@ -15,7 +15,9 @@
 //! (`AKIA…WXYZ`), the IAM user or key it acted on, and the outcome.
 //!
 //! Retries follow [`Action::retry_safe`]: every call gets the SDK's standard retries except
-//! CreateAccessKey, which gets one attempt.
+//! CreateAccessKey, which gets one attempt. `Throttling` is never retried by the SDK
+//! ([`NoThrottlingRetries`]): the shared limiter (`aws::limiter`) waits without holding a
+//! permit and sends the call again.
 //!
 //! Must not: read profile files or credentials from the environment, print, log a secret, a
 //! session token or an MFA code, or retry beyond the SDK's standard retries (waiting for a
@@ -38,6 +40,10 @@ use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason,
+};
 use futures_util::FutureExt;
 use jiff::Timestamp;
 use std::fmt;
@@ -225,11 +231,13 @@ impl Connector for SdkConnector {
 
     fn connect(&self, target: &Target) -> SdkClient {
         let config = self.sdk_config(target);
-        let mut iam = aws_sdk_iam::config::Builder::from(&config);
+        let mut iam =
+            aws_sdk_iam::config::Builder::from(&config).retry_classifier(NoThrottlingRetries);
         if let Some(url) = &target.iam_endpoint {
             iam = iam.endpoint_url(url);
         }
-        let mut sts = aws_sdk_sts::config::Builder::from(&config);
+        let mut sts =
+            aws_sdk_sts::config::Builder::from(&config).retry_classifier(NoThrottlingRetries);
         if let Some(url) = &target.sts_endpoint {
             sts = sts.endpoint_url(url);
         }
@@ -239,6 +247,40 @@ impl Connector for SdkConnector {
             signer: mask_key_id(&target.credentials.access_key_id),
             endpoints: Endpoints::for_target(target),
         }
+    }
+}
+
+/// The last retry classifier: an answer the SDK's own classifiers found to be throttling is
+/// not retried by the SDK, so no call sleeps through the SDK's backoff while it holds one of
+/// the limiter's permits; `aws::limiter` sends it again after waiting without one. 5xx
+/// answers, timeouts and connection errors keep the SDK's standard retries.
+#[derive(Debug, Clone, Copy)]
+pub struct NoThrottlingRetries;
+
+impl ClassifyRetry for NoThrottlingRetries {
+    fn classify_retry(&self, _ctx: &InterceptorContext) -> RetryAction {
+        RetryAction::NoActionIndicated
+    }
+
+    fn classify_retry_v2(&self, _ctx: &InterceptorContext, previous: &RetryAction) -> RetryAction {
+        match previous {
+            RetryAction::RetryIndicated(RetryReason::RetryableError {
+                kind: aws_smithy_types::retry::ErrorKind::ThrottlingError,
+                ..
+            }) => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "iam-keys: throttling is the limiter's"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        // After every classifier of the SDK (the transient-error one runs last).
+        RetryClassifierPriority::run_after(RetryClassifierPriority::run_after(
+            RetryClassifierPriority::transient_error_classifier(),
+        ))
     }
 }
 

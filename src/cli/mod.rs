@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod completions;
 pub mod duration;
+pub mod limit;
 pub mod man;
 pub mod mfa;
 pub mod policy;

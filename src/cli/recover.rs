@@ -31,6 +31,8 @@ pub struct RecoverArgs {
     pub no_backup: bool,
     #[command(flatten)]
     pub mfa: super::mfa::MfaArgs,
+    #[command(flatten)]
+    pub limit: super::limit::LimitArgs,
 }
 
 pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
@@ -56,7 +58,8 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
         }
     }
     let files = ProfileFiles::load(&settings.paths)?;
-    let connector = super::sdk_connector(settings, &files)?;
+    let sdk = super::sdk_connector(settings, &files)?;
+    let connector = crate::aws::limiter::LimitedConnector::new(&sdk, args.limit.limiter());
     let options = ExecOptions {
         save: SaveOptions {
             backup: !args.no_backup,

@@ -8,6 +8,7 @@ use super::duration::DurationArg;
 use super::mfa::{MfaArgs, Sessions};
 use super::render::{self, ErrorJson};
 use super::ui::Ui;
+use crate::aws::limiter::LimitedConnector;
 use crate::aws::{Connector, Credentials};
 use crate::error::{Error, Outcome};
 use crate::inventory::{self, InspectError, KeyGroup};
@@ -46,9 +47,8 @@ pub struct RotateArgs {
     /// How long the new key may take to work before the rotation is undone
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub verify_timeout: DurationArg,
-    /// Keys to rotate at the same time
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
+    #[command(flatten)]
+    pub limit: super::limit::LimitArgs,
     /// Do not keep `<file>.iam-keys.bak` copies of the previous file contents
     #[arg(long)]
     pub no_backup: bool,
@@ -171,7 +171,8 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     for warning in files.borrow().warnings() {
         ui.warn(&warning.to_string());
     }
-    let connector = super::sdk_connector(settings, &files.borrow())?;
+    let sdk = super::sdk_connector(settings, &files.borrow())?;
+    let connector = LimitedConnector::new(&sdk, args.limit.limiter());
     let journals = super::recover::journal_store(settings);
     let exec_options = ExecOptions {
         verify_timeout: args.verify_timeout.duration,
@@ -424,7 +425,7 @@ async fn rotate<C: Connector>(
                 }
             }
         }))
-        .buffered(args.concurrency as usize)
+        .buffered(super::limit::MAX_TASKS)
         .collect()
         .await;
 
@@ -538,7 +539,7 @@ async fn rotate<C: Connector>(
             (*index, engine.execute(job).await)
         },
     ))
-    .buffer_unordered(args.concurrency as usize)
+    .buffer_unordered(super::limit::MAX_TASKS)
     .collect()
     .await;
 

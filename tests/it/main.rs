@@ -25,5 +25,6 @@ mod policy;
 mod policy_apply;
 mod profiles_compat;
 mod rotate;
+mod scale;
 mod secrets;
 mod status;

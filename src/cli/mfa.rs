@@ -263,6 +263,7 @@ mod tests {
                 output: crate::cli::OutputFormat::Text,
                 no_color: true,
                 verbose: 0,
+                quiet: false,
             },
             crate::settings::Env::default(),
         )

@@ -16,6 +16,7 @@ pub mod man;
 pub mod mfa;
 pub mod policy;
 pub mod policy_apply;
+pub mod progress;
 pub mod recover;
 pub mod render;
 pub mod rotate;
@@ -69,6 +70,10 @@ pub struct GlobalArgs {
     /// More detail on stderr; -vv for debug logs (secrets are never logged)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// For cron: no progress and no notes; only errors, and the summary when something failed
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -182,11 +182,8 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         ..ExecOptions::default()
     };
     let cancel = Cancel::default();
-    let progress = |key: &str, step: Step| {
-        if step != Step::Done {
-            ui.progress(&format!("{}: {step}", mask_key_id(key)));
-        }
-    };
+    let display = super::progress::Progress::new(ui, exec_options.verify_successes);
+    let progress = |key: &str, step: Step| display.step(key, step);
     let engine = Engine {
         connector: &connector,
         clock: &RealClock,
@@ -199,7 +196,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
 
     super::block_on(async {
         tokio::select! {
-            result = rotate(args, settings, ui, &engine, &files, &journals) => result,
+            result = rotate(args, settings, ui, &engine, &files, &journals, &display) => result,
             _ = watch_ctrl_c(&cancel, ui) => unreachable!("the Ctrl-C watcher never ends"),
         }
     })
@@ -231,6 +228,7 @@ async fn rotate<C: Connector>(
     engine: &Engine<'_, C, RealClock>,
     files: &RefCell<ProfileFiles>,
     journals: &JournalStore,
+    display: &super::progress::Progress<'_>,
 ) -> Result<Outcome, Error> {
     let mut outcome = Outcome::Success;
 
@@ -488,7 +486,7 @@ async fn rotate<C: Connector>(
         let plan_text = render_plan(&reports, &skipped, args);
         if args.dry_run {
             ui.out(&plan_text)?;
-        } else {
+        } else if !ui.quiet() {
             eprint!("{plan_text}");
         }
     }
@@ -524,7 +522,8 @@ async fn rotate<C: Connector>(
         )?;
     }
 
-    // Execute, several keys at a time.
+    // Execute: every key at once; the limiter bounds the calls in flight.
+    display.expect(jobs.len());
     let results: Vec<(usize, KeyOutcome)> = futures_util::stream::iter(jobs.iter().map(
         |(index, group, plan, session, serial)| async move {
             let job = Job {
@@ -542,6 +541,7 @@ async fn rotate<C: Connector>(
     .buffer_unordered(super::limit::MAX_TASKS)
     .collect()
     .await;
+    display.finish();
 
     let mut env_out = String::new();
     // Keys printed only (`--output env`): (old key, whether its rotation finished).
@@ -602,6 +602,16 @@ async fn rotate<C: Connector>(
                 }
             }
             eprint!("{}", render_results(&reports, &summary));
+        }
+        OutputFormat::Text | OutputFormat::Csv if ui.quiet() => {
+            // Cron: nothing when all went well; the failures and the summary otherwise.
+            if exit_for(&summary) != Outcome::Success || outcome != Outcome::Success {
+                let failed: Vec<KeyReport> = reports
+                    .into_iter()
+                    .filter(|r| !matches!(r.result, "rotated" | "not-due" | "planned"))
+                    .collect();
+                ui.out(&render_results(&failed, &summary))?;
+            }
         }
         OutputFormat::Text | OutputFormat::Csv => ui.out(&render_results(&reports, &summary))?,
     }

@@ -82,6 +82,8 @@ pub enum Step {
     MakeRoom,
     Create,
     Verify,
+    /// One more call with the new key succeeded (not the last one needed).
+    Verified,
     WaitForIam,
     Persist,
     Retire,
@@ -95,6 +97,7 @@ impl fmt::Display for Step {
             Step::MakeRoom => "deleting the Inactive second key",
             Step::Create => "creating the new key",
             Step::Verify => "verifying the new key",
+            Step::Verified => "the new key answered",
             Step::WaitForIam => "waiting for IAM to accept the new key",
             Step::Persist => "writing the files",
             Step::Retire => "retiring the old key",
@@ -713,6 +716,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     if streak >= self.options.verify_successes {
                         return Ok(());
                     }
+                    self.step(key, Step::Verified);
                     self.cancel
                         .sleep(self.clock, self.options.success_gap)
                         .await;

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod exec;
 pub mod journal;
 pub mod plan;
+pub mod progress;
 pub mod recover;
 
 pub use exec::{Engine, ExecOptions, KeyOutcome, Step};

@@ -24,6 +24,7 @@ mod mfa;
 mod policy;
 mod policy_apply;
 mod profiles_compat;
+mod progress;
 mod rotate;
 mod scale;
 mod secrets;

@@ -87,6 +87,9 @@ pub enum Fault {
     /// IAM's XML error body; nothing reaches moto). Requests let through do not stop later
     /// rules from matching; only the refusals count as fired.
     RateAbove(u32),
+    /// Slow IAM propagation: a request signed with a key not in `known` is answered 403
+    /// `InvalidClientTokenId` until `for_` has passed since that key's first request.
+    Unpropagated { known: Vec<String>, for_: Duration },
     /// Forward to moto (the effect happens), drop its answer, and do this instead: an
     /// `Error` (a 500 after the side effect), `Reset` (the connection drops), or `Delay(d)`
     /// then close (a stall past the client's attempt timeout). What a lost answer looks like.
@@ -123,6 +126,18 @@ impl Rule {
     /// `Throttling` for requests with this action (or `"*"`) beyond `per_second` a second.
     pub fn throttle_above(action: &str, per_second: u32) -> Rule {
         Rule::new(action, Fault::RateAbove(per_second))
+    }
+
+    /// Every key not in `known` is refused (`InvalidClientTokenId`) for `for_` after its
+    /// first use: the propagation drill.
+    pub fn unpropagated_for(known: &[String], for_: Duration) -> Rule {
+        Rule::new(
+            "*",
+            Fault::Unpropagated {
+                known: known.to_vec(),
+                for_,
+            },
+        )
     }
 
     /// An AWS error answer; `code: None` gives moto's envelope without a code (use 403 for
@@ -260,6 +275,8 @@ struct RuleState {
     fired: u32,
     /// When the requests a `RateAbove` rule let through arrived, within the last second.
     admitted: std::collections::VecDeque<Instant>,
+    /// When an `Unpropagated` rule first saw each new key.
+    first_seen: BTreeMap<String, Instant>,
 }
 
 #[derive(Default)]
@@ -431,6 +448,7 @@ impl FaultProxy {
             seen: 0,
             fired: 0,
             admitted: Default::default(),
+            first_seen: BTreeMap::new(),
         });
         RuleId(state.rules.len() - 1)
     }
@@ -894,6 +912,23 @@ fn handle(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
                 });
                 break;
             }
+            if let Fault::Unpropagated { known, for_ } = &rs.rule.fault {
+                let Some(key) = key_id.as_deref().filter(|k| !known.iter().any(|n| n == k)) else {
+                    continue;
+                };
+                let now = Instant::now();
+                let first = *rs.first_seen.entry(key.to_string()).or_insert(now);
+                if now.duration_since(first) >= *for_ {
+                    continue;
+                }
+                rs.fired += 1;
+                fault = Some(Fault::Error {
+                    status: 403,
+                    code: Some("InvalidClientTokenId".into()),
+                    message: "The security token included in the request is invalid.".into(),
+                });
+                break;
+            }
             rs.fired += 1;
             fault = Some(rs.rule.fault.clone());
             break;
@@ -989,7 +1024,9 @@ fn handle(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             send_answer(&mut client, shared, answer, index, &request_id)
         }
-        Some(Fault::RateAbove(_)) => unreachable!("a rate rule injects Throttling or nothing"),
+        Some(Fault::RateAbove(_) | Fault::Unpropagated { .. }) => {
+            unreachable!("these rules inject an error or nothing")
+        }
     }
 }
 
@@ -1036,6 +1073,7 @@ fn describe(fault: &Fault) -> String {
         }
         Fault::Delay(d) => format!("delay {}ms", d.as_millis()),
         Fault::RateAbove(n) => format!("throttle above {n}/s"),
+        Fault::Unpropagated { for_, .. } => format!("unpropagated {}ms", for_.as_millis()),
         Fault::Reset => "reset".into(),
         Fault::HoldBeforeForward => "hold-before".into(),
         Fault::HoldAfterForward => "hold-after".into(),

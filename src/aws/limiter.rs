@@ -12,13 +12,17 @@
 //! [`LimiterOptions::cap`] (`--concurrency`). A `Throttling` answer halves it (never below
 //! one); the calls that were already in flight when it halved do not halve it again.
 //!
-//! **Throttling.** A throttled call gives its permit back, waits a jittered exponential
+//! **Throttling.** A throttled call (except CreateAccessKey, below) gives its permit back,
+//! waits a jittered exponential
 //! backoff ([`LimiterOptions::backoff_initial`] doubling to [`LimiterOptions::backoff_max`],
 //! half fixed, half random) and is sent again, for as long as
 //! [`LimiterOptions::throttle_budget`] lasts from its first attempt; then it fails with
 //! IAM's `Throttling` error, saying how long it was tried. A `Throttling` refusal made
 //! nothing, so every action, even one that is not [safe to retry](Action::retry_safe), may
-//! be sent again after it. No other failure is ever re-sent here: the SDK's standard retries
+//! be sent again after it; CreateAccessKey nonetheless gets one attempt here
+//! ([`Limiter::call_once`]), because the rotation records in its journal, before each
+//! attempt, the window in which that attempt can take effect, and sends it again itself
+//! (`rotation::exec`). No other failure is ever re-sent here: the SDK's standard retries
 //! (5xx, timeouts, connection errors) follow [`Action::retry_safe`], and the SDK is told not to
 //! retry `Throttling` itself (see `sdk::NoThrottlingRetries`), so no call waits on the SDK's
 //! backoff while it holds a permit.
@@ -274,6 +278,24 @@ impl<K: Clock> Limiter<K> {
         half + Duration::from_nanos(random)
     }
 
+    /// One attempt under the bound, never sent again: `Throttling` still lowers the bound,
+    /// and is returned to the caller.
+    pub async fn call_once<T, Fut>(&self, call: Fut) -> Result<T, AwsError>
+    where
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let permit = self.acquire().await;
+        let result = call.await;
+        let generation = permit.generation;
+        drop(permit);
+        match &result {
+            Ok(_) => self.on_success(),
+            Err(e) if e.kind == ErrorKind::Throttling => self.on_throttle(generation),
+            Err(_) => {}
+        }
+        result
+    }
+
     /// Make one call under the bound: `call` is invoked once per attempt. Attempts are sent
     /// again only after `Throttling`, while the throttle budget lasts.
     pub async fn call<T, F, Fut>(&self, action: Action, mut call: F) -> Result<T, AwsError>
@@ -387,10 +409,10 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
             .await
     }
     async fn create_access_key(&self, user: &str) -> Result<NewAccessKey, AwsError> {
-        let i = &self.inner;
-        // Sent again only after `Throttling` (a refusal that made nothing).
+        // Once: the rotation sends it again after `Throttling`, with the journal's window
+        // moved first (see the module doc).
         self.limiter
-            .call(Action::CreateAccessKey, || i.create_access_key(user))
+            .call_once(self.inner.create_access_key(user))
             .await
     }
     async fn update_access_key(
@@ -686,7 +708,7 @@ mod tests {
     }
 
     #[test]
-    fn a_throttled_create_is_sent_again_and_any_other_failure_is_not() {
+    fn only_a_throttled_read_or_idempotent_write_is_sent_again_here() {
         let iam = FakeIam::new();
         iam.add_user("alice");
         let (old, _) = iam.add_key("alice", iam.now(), KeyStatus::Active);
@@ -696,9 +718,19 @@ mod tests {
         let client = connector.connect(&iam.target(&old));
 
         iam.fail(Action::CreateAccessKey, Fault::once(ErrorKind::Throttling));
+        let e = block_on(client.create_access_key("alice")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Throttling, "the rotation sends it again");
+        assert_eq!(limiter.stats().attempts, 1);
+        assert_eq!(limiter.stats().throttled, 1, "it lowered the bound");
         assert!(block_on(client.create_access_key("alice")).is_ok());
-        assert_eq!(limiter.stats().attempts, 2, "sent again after Throttling");
         assert_eq!(iam.user_keys("alice").len(), 2, "one key made");
+        iam.fail(Action::ListAccessKeys, Fault::once(ErrorKind::Throttling));
+        assert!(block_on(client.list_access_keys("alice")).is_ok());
+        assert_eq!(
+            limiter.stats().attempts,
+            4,
+            "a read is sent again after Throttling"
+        );
 
         iam.fail(
             Action::DeleteAccessKey,
@@ -706,7 +738,7 @@ mod tests {
         );
         let e = block_on(client.delete_access_key("alice", &old)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
-        assert_eq!(limiter.stats().attempts, 3, "not sent again by the limiter");
+        assert_eq!(limiter.stats().attempts, 5, "not sent again by the limiter");
     }
 
     /// A call backing off after `Throttling` holds no permit: with one permit, another call

@@ -84,10 +84,11 @@ pub struct ConnectorSettings {
     /// attempts at worst, and a bound on how long a run can hang on an unreachable endpoint.
     pub operation_timeout: Duration,
     /// Attempts per operation, the first included, in the SDK's *standard* retry mode.
-    /// Default 3 (the SDK's default): throttling, 5xx answers, timeouts and connection errors
-    /// are retried with exponential backoff and full jitter, from a client-side token bucket
-    /// so a failing endpoint is not hammered. *Adaptive* mode is not used: its client-side
-    /// rate limiting is meant for sustained throughput, and we make a handful of calls.
+    /// Default 3 (the SDK's default): 5xx answers, timeouts and connection errors are retried
+    /// with exponential backoff and full jitter, from a client-side token bucket so a failing
+    /// endpoint is not hammered. Throttling is not ([`NoThrottlingRetries`]): the limiter in
+    /// `aws::limiter` waits for it without holding a slot. *Adaptive* mode is not used: the
+    /// limiter adapts the calls in flight for the whole run instead.
     /// Authentication errors (`InvalidClientTokenId`, `SignatureDoesNotMatch`) are never
     /// retried by the SDK.
     pub max_attempts: u32,

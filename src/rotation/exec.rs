@@ -23,8 +23,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// CreateAccessKey is sent at most this many times for one rotation, and again only after a
-/// refusal that made nothing (Throttling).
-const CREATE_ATTEMPTS: u32 = 3;
+/// refusal that made nothing (Throttling), within [`CREATE_BUDGET`]. Enough for an account
+/// that IAM throttles while many keys rotate at once (the limiter of `aws::limiter` sends
+/// CreateAccessKey once, so each attempt's window is in the journal before it is sent).
+const CREATE_ATTEMPTS: u32 = 10;
 
 /// How long those attempts may take in all.
 const CREATE_BUDGET: Duration = Duration::from_secs(60);

@@ -158,17 +158,18 @@ pub fn run(args: &AuditArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Er
     } else {
         args.fail_on.clone()
     };
+    let limiter = args.limit.limiter();
+    let limited = crate::aws::limiter::LimitedConnector::new(&connector, limiter.clone());
     let run = super::block_on(async {
         let mut sessions = Sessions::default();
         let (credentials, _) =
-            auth::credentials(&auth, &args.mfa, false, ui, &connector, &mut sessions)
+            auth::credentials(&auth, &args.mfa, false, ui, &limited, &mut sessions)
                 .await
                 .map_err(Error::Usage)?;
         let target = Target {
             credentials,
             ..auth.target.clone()
         };
-        let limiter = args.limit.limiter();
         let client = Limited::new(
             connector.connect_account(&target, orgs_endpoint.as_deref()),
             limiter.clone(),

@@ -176,6 +176,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     let journals = super::recover::journal_store(settings);
     let exec_options = ExecOptions {
         verify_timeout: args.verify_timeout.duration,
+        create_throttle_budget: args.limit.throttle_timeout.duration,
         save: SaveOptions {
             backup: !args.no_backup,
         },

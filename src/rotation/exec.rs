@@ -59,6 +59,9 @@ pub struct ExecOptions {
     /// lost, backing off between lists, before concluding that no key was created (IAM's
     /// lists may lag a create by a moment).
     pub relists: u32,
+    /// How long CreateAccessKey is sent again while IAM answers `Throttling`
+    /// (`--throttle-timeout`), at most [`CREATE_BUDGET`].
+    pub create_throttle_budget: Duration,
 }
 
 impl Default for ExecOptions {
@@ -73,6 +76,7 @@ impl Default for ExecOptions {
             create_call_budget: Duration::from_secs(30),
             clock_skew: Duration::from_secs(5 * 60),
             relists: 3,
+            create_throttle_budget: CREATE_BUDGET,
         }
     }
 }
@@ -461,7 +465,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             self.clock.now(),
             self.options.backoff_initial,
             self.options.backoff_max_step,
-            CREATE_BUDGET,
+            self.options.create_throttle_budget.min(CREATE_BUDGET),
         );
         let mut attempt = 0;
         let created = loop {

@@ -674,7 +674,7 @@ fn proxy_throttles_calls_beyond_a_rate() {
     assert!(answers[..3].iter().all(Result::is_ok), "{answers:?}");
     for a in &answers[3..] {
         let e = a.as_ref().unwrap_err();
-        assert!(e.contains("Throttling") && e.contains("400"), "{e}");
+        assert!(e.contains("Throttling"), "{e}");
     }
     assert_eq!(proxy.fired(rule), 3);
     // A second later, the window has room again.

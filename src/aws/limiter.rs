@@ -74,7 +74,7 @@ impl LimiterOptions {
             cap,
             throttle_budget: Duration::from_secs(120),
             backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(2),
         }
     }
 }
@@ -698,7 +698,7 @@ mod tests {
         for attempt in 0..12 {
             let step = Duration::from_millis(100)
                 .saturating_mul(1 << attempt)
-                .min(Duration::from_secs(5));
+                .min(Duration::from_secs(2));
             let wait = limiter.backoff(attempt);
             assert!(
                 wait >= step / 2 && wait <= step,

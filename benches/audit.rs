@@ -4,7 +4,7 @@
 //! proxy to count AWS calls: `IAM_KEYS_AUDIT_USERS` users (default 1,000) with two Active keys
 //! each, audited with `--source api` at `--concurrency` 4 and 16, with
 //! `--source credential-report`, and with `--source api` while the proxy answers `Throttling`
-//! to one GetAccessKeyLastUsed call in ten (the SDK's standard retries absorb it).
+//! to one GetAccessKeyLastUsed call in ten (the limiter waits and sends them again).
 //!
 //! Figures, not assertions: timing checks do not belong in tests.
 
@@ -103,13 +103,13 @@ fn main() {
         );
     };
     audit(
-        "--source api --concurrency 4 (default)",
-        &["--source", "api"],
+        "--source api --concurrency 4",
+        &["--source", "api", "--concurrency", "4"],
         false,
     );
     audit(
-        "--source api --concurrency 16",
-        &["--source", "api", "--concurrency", "16"],
+        "--source api --concurrency 16 (default)",
+        &["--source", "api"],
         false,
     );
     audit(

@@ -25,6 +25,8 @@ pub struct Flags {
     pub no_color: bool,
     /// `-v` count.
     pub verbose: u8,
+    /// `--quiet`.
+    pub quiet: bool,
 }
 
 /// How results are written on stdout.
@@ -105,6 +107,11 @@ pub struct Settings {
     pub output: OutputFormat,
     pub color: bool,
     pub verbose: u8,
+    /// `--quiet`: no progress, no notes; results only when something failed.
+    pub quiet: bool,
+    /// Redraw progress in place on stderr: a terminal, not `--quiet` or `-v`, and neither
+    /// `NO_COLOR` nor `TERM=dumb`. Otherwise progress is plain lines (or nothing).
+    pub live_progress: bool,
     /// iam-keys' own per-user state (the index of recovery journals): `IAM_KEYS_STATE_DIR`,
     /// else the platform's state directory. `None` when no home directory is known.
     pub state_dir: Option<std::path::PathBuf>,
@@ -155,10 +162,17 @@ impl Settings {
             }
             Selection::Named(names)
         };
-        let color = !args.no_color && env.get("NO_COLOR").is_none() && {
+        let stderr_terminal = {
             use std::io::IsTerminal;
             std::io::stderr().is_terminal()
         };
+        let dumb = env.get("TERM") == Some("dumb");
+        let color = !args.no_color && env.get("NO_COLOR").is_none() && !dumb && stderr_terminal;
+        let live_progress = stderr_terminal
+            && !args.quiet
+            && args.verbose == 0
+            && env.get("NO_COLOR").is_none()
+            && !dumb;
         Ok(Settings {
             paths,
             selection,
@@ -167,6 +181,8 @@ impl Settings {
             output: args.output,
             color,
             verbose: args.verbose,
+            quiet: args.quiet,
+            live_progress,
             state_dir: state_dir(&lookup),
             env,
         })

@@ -4,9 +4,9 @@
 //! per user holding a key: ListUserTags and the self-service lookups).
 //!
 //! Users are handled [`Options::concurrency`] at a time (`buffered`: the report keeps the
-//! order of ListUsers). Every AWS call goes through a [`Gate`]: that is where a shared rate
-//! limiter plugs in (issue 12); today's [`Ungated`] just makes the call, and the SDK's standard
-//! retries absorb `Throttling`. A failed call becomes a [`Failure`]; the rest of the account
+//! order of ListUsers). Every AWS call goes through a [`Gate`]; `iam-keys audit` passes
+//! [`Ungated`] and wraps the client itself in the run's limiter (`aws::limiter::Limited`),
+//! which bounds the calls in flight and sends throttled calls again. A failed call becomes a [`Failure`]; the rest of the account
 //! is still read.
 
 use super::{Failure, KeyFacts, SelfService, UserFacts, credential_report};

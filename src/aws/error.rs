@@ -92,7 +92,8 @@ pub enum ErrorKind {
     LimitExceeded,
     /// The user or key does not exist.
     NoSuchEntity,
-    /// AWS asked us to slow down (already retried by the SDK).
+    /// AWS asked us to slow down (not retried by the SDK: `aws::limiter` waits and sends the
+    /// call again while `--throttle-timeout` lasts).
     Throttling,
     /// A 5xx answer (already retried by the SDK).
     ServiceUnavailable,

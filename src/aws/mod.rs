@@ -17,6 +17,7 @@ pub mod account;
 pub mod error;
 #[cfg(test)]
 pub mod fake;
+pub mod limiter;
 pub mod sdk;
 mod signer;
 

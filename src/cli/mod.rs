@@ -15,11 +15,13 @@ pub mod auth;
 pub mod completions;
 pub mod duration;
 pub mod hooks;
+pub mod limit;
 pub mod man;
 pub mod mfa;
 pub mod pending;
 pub mod policy;
 pub mod policy_apply;
+pub mod progress;
 pub mod prune;
 pub mod recover;
 pub mod render;
@@ -79,6 +81,10 @@ pub struct GlobalArgs {
     /// More detail on stderr; -vv for debug logs (secrets are never logged)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// For cron: no progress and no notes; only errors, and the summary when something failed
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 impl GlobalArgs {
@@ -93,6 +99,7 @@ impl GlobalArgs {
             output: self.output,
             no_color: self.no_color,
             verbose: self.verbose,
+            quiet: self.quiet,
         }
     }
 }

@@ -38,6 +38,9 @@ pub fn run(args: &PolicyArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         mfa: args.mfa,
         with_password: args.with_password,
     };
+    // The run's limiter (default options): throttled calls wait and are sent again.
+    let limiter = crate::aws::limiter::Limiter::new(Default::default());
+    let limited = crate::aws::limiter::LimitedConnector::new(&connector, limiter.clone());
     let result = crate::time::block_on(async {
         let mut sessions = super::mfa::Sessions::default();
         let (credentials, _) = auth::credentials(
@@ -45,7 +48,7 @@ pub fn run(args: &PolicyArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
             &args.session_mfa(),
             false,
             ui,
-            &connector,
+            &limited,
             &mut sessions,
         )
         .await
@@ -54,7 +57,8 @@ pub fn run(args: &PolicyArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
             credentials,
             ..auth.target.clone()
         };
-        let client = connector.connect_account(&target, None);
+        let client =
+            crate::aws::limiter::Limited::new(connector.connect_account(&target, None), limiter);
         Ok::<_, Error>(match &args.group {
             Some(group) => {
                 grant::to_group(

@@ -40,6 +40,8 @@ pub struct PruneArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub lock_timeout: DurationArg,
     #[command(flatten)]
+    pub limit: super::limit::LimitArgs,
+    #[command(flatten)]
     pub mfa: MfaArgs,
 }
 
@@ -243,7 +245,8 @@ pub fn run(args: &PruneArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Er
     let context = PruneContext::load(settings, options, ui);
     let names = settings.selected_names(&files);
     let inventory = inventory::build(&files, settings, &names);
-    let connector = super::sdk_connector(settings, &files)?;
+    let sdk = super::sdk_connector(settings, &files)?;
+    let connector = crate::aws::limiter::LimitedConnector::new(&sdk, args.limit.limiter());
     crate::time::block_on(prune_all(
         args, settings, ui, &connector, &inventory, &context,
     ))

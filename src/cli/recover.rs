@@ -36,6 +36,8 @@ pub struct RecoverArgs {
     /// else 60s)
     #[arg(long, value_name = "DURATION")]
     pub hook_timeout: Option<super::duration::DurationArg>,
+    #[command(flatten)]
+    pub limit: super::limit::LimitArgs,
 }
 
 pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
@@ -57,7 +59,8 @@ pub fn run(args: &RecoverArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, 
         "not recovering without confirmation: no terminal to ask on; pass --yes",
     )?;
     let files = ProfileFiles::load(&settings.paths)?;
-    let connector = super::sdk_connector(settings, &files)?;
+    let sdk = super::sdk_connector(settings, &files)?;
+    let connector = crate::aws::limiter::LimitedConnector::new(&sdk, args.limit.limiter());
     let options = ExecOptions {
         save: SaveOptions {
             backup: !args.no_backup,

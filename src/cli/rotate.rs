@@ -13,8 +13,9 @@ use super::render::rotate::{
 };
 use super::render::{self, ErrorJson};
 use super::ui::Ui;
-use super::wiring::{acquire_lock, journal_store, step_lines, with_ctrl_c};
+use super::wiring::{acquire_lock, journal_store, with_ctrl_c};
 use super::words::describe_gate;
+use crate::aws::limiter::LimitedConnector;
 use crate::aws::{Connector, Credentials};
 use crate::error::{Error, Outcome};
 use crate::inventory::Destination;
@@ -28,7 +29,7 @@ use crate::rotation::preflight::{
     AuthCaller, Caller, Preflight, PreflightError, Pruner, Refused, Verdict,
 };
 use crate::rotation::recover::{Mode, Recovered};
-use crate::rotation::{Engine, ExecOptions, KeyOutcome};
+use crate::rotation::{Engine, ExecOptions, KeyOutcome, Step};
 use crate::secret::mask_key_id;
 use crate::settings::Settings;
 use crate::time::{Cancel, RealClock};
@@ -57,9 +58,8 @@ pub struct RotateArgs {
     /// How long the new key may take to work before the rotation is undone
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub verify_timeout: DurationArg,
-    /// Keys to rotate at the same time
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
+    #[command(flatten)]
+    pub limit: super::limit::LimitArgs,
     /// Do not keep `<file>.iam-keys.bak` copies of the previous file contents
     #[arg(long)]
     pub no_backup: bool,
@@ -121,18 +121,21 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         )?)
     };
     let files = RefCell::new(super::wiring::load_files(settings, ui)?);
-    let connector = super::sdk_connector(settings, &files.borrow())?;
+    let sdk = super::sdk_connector(settings, &files.borrow())?;
+    let connector = LimitedConnector::new(&sdk, args.limit.limiter());
     let journals = journal_store(settings);
     let exec_options = ExecOptions {
         verify_timeout: args.verify_timeout.duration,
         hook_timeout: args.hooks.hook_timeout.as_ref().map(|d| d.duration),
+        create_throttle_budget: args.limit.throttle_timeout.duration,
         save: SaveOptions {
             backup: !args.no_backup,
         },
         ..ExecOptions::default()
     };
     let cancel = Cancel::default();
-    let progress = step_lines(ui);
+    let display = super::progress::Progress::new(ui, exec_options.verify_successes);
+    let progress = |key: &str, step: Step| display.step(key, step);
     let gates = crate::hooks::ProcessRunner::new(settings.env.vars());
     let engine = Engine {
         connector: &connector,
@@ -149,7 +152,7 @@ pub fn run(args: &RotateArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
         with_ctrl_c(
             &cancel,
             ui,
-            rotate(args, settings, ui, &engine, &files, &journals),
+            rotate(args, settings, ui, &engine, &files, &journals, &display),
         )
         .await
     })
@@ -162,6 +165,7 @@ async fn rotate<C: Connector>(
     engine: &Engine<'_, C, RealClock>,
     files: &RefCell<ProfileFiles>,
     journals: &JournalStore,
+    display: &super::progress::Progress<'_>,
 ) -> Result<Outcome, Error> {
     let mut outcome = Outcome::Success;
 
@@ -412,7 +416,7 @@ async fn rotate<C: Connector>(
                 Ok(preflight.check(group, caller).await)
             }
         }))
-        .buffered(args.concurrency as usize)
+        .buffered(super::limit::MAX_TASKS)
         .collect()
         .await;
 
@@ -512,7 +516,7 @@ async fn rotate<C: Connector>(
         );
         if args.dry_run {
             ui.out(&plan_text)?;
-        } else {
+        } else if !ui.quiet() {
             eprint!("{plan_text}");
         }
     }
@@ -548,7 +552,8 @@ async fn rotate<C: Connector>(
         )?;
     }
 
-    // Execute, several keys at a time.
+    // Execute: every key at once; the limiter bounds the calls in flight.
+    display.expect(jobs.len());
     let results: Vec<(usize, KeyOutcome)> = futures_util::stream::iter(jobs.iter().map(
         |(index, group, plan, session, serial, gates)| async move {
             let job = Job {
@@ -564,9 +569,10 @@ async fn rotate<C: Connector>(
             (*index, engine.execute(job).await)
         },
     ))
-    .buffer_unordered(args.concurrency as usize)
+    .buffer_unordered(super::limit::MAX_TASKS)
     .collect()
     .await;
+    display.finish();
 
     let mut env_out = String::new();
     // Keys printed only (`--output env`): (old key, whether its rotation finished).
@@ -627,6 +633,16 @@ async fn rotate<C: Connector>(
                 }
             }
             eprint!("{}", render_results(&reports, &summary));
+        }
+        OutputFormat::Text | OutputFormat::Csv if ui.quiet() => {
+            // Cron: nothing when all went well; the failures and the summary otherwise.
+            if exit_for(&summary) != Outcome::Success || outcome != Outcome::Success {
+                let failed: Vec<KeyReport> = reports
+                    .into_iter()
+                    .filter(|r| !matches!(r.result, "rotated" | "not-due" | "planned"))
+                    .collect();
+                ui.out(&render_results(&failed, &summary))?;
+            }
         }
         OutputFormat::Text | OutputFormat::Csv => ui.out(&render_results(&reports, &summary))?,
     }

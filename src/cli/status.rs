@@ -18,9 +18,8 @@ pub struct StatusArgs {
     /// Mark keys older than this as due (90d, 12w, 36h); any due key makes the exit code 1
     #[arg(long, value_name = "DURATION")]
     pub older_than: Option<DurationArg>,
-    /// Keys to inspect at the same time
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
+    #[command(flatten)]
+    pub limit: super::limit::LimitArgs,
 }
 
 pub fn run(args: &StatusArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
@@ -35,11 +34,12 @@ pub fn run(args: &StatusArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, E
     }
     let names = settings.selected_names(&files);
     let inventory = inventory::build(&files, settings, &names);
-    let connector = super::sdk_connector(settings, &files)?;
+    let sdk = super::sdk_connector(settings, &files)?;
+    let connector = crate::aws::limiter::LimitedConnector::new(&sdk, args.limit.limiter());
     let results = crate::time::block_on(inspect_all(
         &connector,
         &inventory.groups,
-        args.concurrency as usize,
+        super::limit::MAX_TASKS,
     ));
     let retired = settings
         .state_dir

@@ -12,6 +12,8 @@ pub struct Ui {
     color: bool,
     verbose: u8,
     progress: bool,
+    quiet: bool,
+    live: bool,
     interactive: bool,
 }
 
@@ -20,7 +22,9 @@ impl Ui {
         Ui {
             color: settings.color,
             verbose: settings.verbose,
-            progress: std::io::stderr().is_terminal() || settings.verbose > 0,
+            progress: !settings.quiet && (std::io::stderr().is_terminal() || settings.verbose > 0),
+            quiet: settings.quiet,
+            live: settings.live_progress,
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
         }
     }
@@ -43,9 +47,11 @@ impl Ui {
         eprintln!("iam-keys: {label} {text}");
     }
 
-    /// A note, on stderr, always shown (things the user should know, not problems).
+    /// A note, on stderr (things the user should know, not problems); not with `--quiet`.
     pub fn note(&self, text: &str) {
-        eprintln!("iam-keys: {text}");
+        if !self.quiet {
+            eprintln!("iam-keys: {text}");
+        }
     }
 
     /// A progress line on stderr, shown on a terminal or with -v.
@@ -53,6 +59,21 @@ impl Ui {
         if self.progress {
             eprintln!("{}", self.paint(text, "2"));
         }
+    }
+
+    /// `--quiet`: results only when something failed.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Whether progress lines are shown at all (a terminal or `-v`, and not `--quiet`).
+    pub fn shows_progress(&self) -> bool {
+        self.progress
+    }
+
+    /// Whether progress is redrawn in place (see `Settings::live_progress`).
+    pub fn live(&self) -> bool {
+        self.live
     }
 
     pub fn verbose(&self) -> u8 {

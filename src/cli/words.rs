@@ -19,6 +19,7 @@ impl fmt::Display for Step {
             Step::MakeRoom => "deleting the Inactive second key",
             Step::Create => "creating the new key",
             Step::Verify => "verifying the new key",
+            Step::Verified => "the new key answered",
             Step::WaitForIam => "waiting for IAM to accept the new key",
             Step::Persist => "writing the files",
             Step::Gates => "updating the hooks and env files",

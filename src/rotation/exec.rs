@@ -24,8 +24,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// CreateAccessKey is sent at most this many times for one rotation, and again only after a
-/// refusal that made nothing (Throttling).
-const CREATE_ATTEMPTS: u32 = 3;
+/// refusal that made nothing (Throttling), within [`CREATE_BUDGET`]. Enough for an account
+/// that IAM throttles while many keys rotate at once (the limiter of `aws::limiter` sends
+/// CreateAccessKey once, so each attempt's window is in the journal before it is sent).
+const CREATE_ATTEMPTS: u32 = 10;
 
 /// How long those attempts may take in all.
 const CREATE_BUDGET: Duration = Duration::from_secs(60);
@@ -62,6 +64,9 @@ pub struct ExecOptions {
     /// (`--hook-timeout`), else what the journal recorded, else
     /// [`super::hooks::DEFAULT_HOOK_TIMEOUT`].
     pub hook_timeout: Option<Duration>,
+    /// How long CreateAccessKey is sent again while IAM answers `Throttling`
+    /// (`--throttle-timeout`), at most [`CREATE_BUDGET`].
+    pub create_throttle_budget: Duration,
 }
 
 impl Default for ExecOptions {
@@ -77,6 +82,7 @@ impl Default for ExecOptions {
             clock_skew: Duration::from_secs(5 * 60),
             relists: 3,
             hook_timeout: None,
+            create_throttle_budget: CREATE_BUDGET,
         }
     }
 }
@@ -88,6 +94,8 @@ pub enum Step {
     MakeRoom,
     Create,
     Verify,
+    /// One more call with the new key succeeded (not the last one needed).
+    Verified,
     WaitForIam,
     Persist,
     /// Handing the new key to the hooks and env files.
@@ -368,7 +376,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             self.clock.now(),
             self.options.backoff_initial,
             self.options.backoff_max_step,
-            CREATE_BUDGET,
+            self.options.create_throttle_budget.min(CREATE_BUDGET),
         );
         let mut attempt = 0;
         let created = loop {
@@ -662,6 +670,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                     if streak >= self.options.verify_successes {
                         return Ok(());
                     }
+                    self.step(key, Step::Verified);
                     self.cancel
                         .sleep(self.clock, self.options.success_gap)
                         .await;

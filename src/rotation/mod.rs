@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod journal;
 pub mod plan;
 pub mod preflight;
+pub mod progress;
 pub mod prune;
 pub mod recover;
 pub mod retired;

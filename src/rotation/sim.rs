@@ -751,6 +751,8 @@ impl Sim {
             output: crate::settings::OutputFormat::Text,
             color: false,
             verbose: 0,
+            quiet: false,
+            live_progress: false,
             state_dir: Some(self.state_dir.clone()),
             env: crate::settings::Env::default(),
         }

@@ -254,6 +254,8 @@ fn happy_path_writes_the_new_key_deactivates_the_old_and_clears_the_journal() {
             Step::Journal,
             Step::Create,
             Step::Verify,
+            Step::Verified,
+            Step::Verified,
             Step::Persist,
             Step::Retire,
             Step::Done

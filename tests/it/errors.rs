@@ -225,7 +225,18 @@ fn throttling_forever_fails_with_nothing_changed() {
     let c = case("err-throttle-forever");
     let proxy = FaultProxy::start(&m.endpoint);
     proxy.add_rule(Rule::throttle("ListAccessKeys").forever());
-    let run = c.rotate(&proxy.endpoint);
+    let run = c
+        .sandbox
+        .cmd(&[
+            "rotate",
+            "--profile",
+            "dev",
+            "--yes",
+            "--throttle-timeout",
+            "3s",
+        ])
+        .endpoint(&proxy.endpoint)
+        .run();
     c.assert_failed_cleanly(&run, "kept throttling ListAccessKeys");
     assert!(proxy.count("ListAccessKeys") >= 2, "it was retried");
     assert_eq!(proxy.count("CreateAccessKey"), 0);

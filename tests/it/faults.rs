@@ -272,7 +272,15 @@ fn run_case(item: &Item) -> String {
     };
     let id = proxy.add_rule(rule);
     let delete = item.call == Call::DeleteAccessKey;
-    let mut args = vec!["rotate", "--yes", "--verify-timeout", "3s", "-vvv"];
+    let mut args = vec![
+        "rotate",
+        "--yes",
+        "--verify-timeout",
+        "3s",
+        "--throttle-timeout",
+        "5s",
+        "-vvv",
+    ];
     if delete {
         args.push("--delete");
     }

@@ -659,3 +659,45 @@ fn fault_kinds_are_described() {
     assert_eq!(drill.times, Some(3));
     assert_eq!(Rule::throttle("X").forever().times, None);
 }
+
+#[test]
+fn proxy_throttles_calls_beyond_a_rate() {
+    let m = moto();
+    let (_, id, secret) = user_with_key("rate");
+    let proxy = FaultProxy::start(&m.endpoint);
+    let rule = proxy.add_rule(Rule::throttle_above("GetCallerIdentity", 3));
+    let started = std::time::Instant::now();
+    let answers: Vec<Result<String, String>> = (0..6)
+        .map(|_| m.whoami_at(&proxy.endpoint, &id, &secret, None))
+        .collect();
+    assert!(started.elapsed() < Duration::from_secs(1), "one window");
+    assert!(answers[..3].iter().all(Result::is_ok), "{answers:?}");
+    for a in &answers[3..] {
+        let e = a.as_ref().unwrap_err();
+        assert!(e.contains("Throttling"), "{e}");
+    }
+    assert_eq!(proxy.fired(rule), 3);
+    // A second later, the window has room again.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(m.whoami_at(&proxy.endpoint, &id, &secret, None).is_ok());
+}
+
+#[test]
+fn proxy_refuses_new_keys_until_they_propagate() {
+    let m = moto();
+    let (user, old_id, old_secret) = user_with_key("propagate");
+    let (new_id, new_secret) = m.create_key(&user);
+    let proxy = FaultProxy::start(&m.endpoint);
+    let rule = proxy.add_rule(Rule::unpropagated_for(
+        std::slice::from_ref(&old_id),
+        Duration::from_millis(600),
+    ));
+    let at = |id: &str, secret: &str| m.whoami_at(&proxy.endpoint, id, secret, None);
+    assert!(at(&old_id, &old_secret).is_ok(), "a known key always works");
+    let refused = at(&new_id, &new_secret).unwrap_err();
+    assert!(refused.contains("InvalidClientTokenId"), "{refused}");
+    assert!(at(&new_id, &new_secret).is_err(), "still within its delay");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(at(&new_id, &new_secret).is_ok(), "propagated");
+    assert_eq!(proxy.fired(rule), 2);
+}

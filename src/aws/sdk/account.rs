@@ -61,7 +61,8 @@ impl SdkConnector {
     ) -> SdkAccountClient {
         let keys = self.connect(target);
         let config = self.sdk_config(target);
-        let mut orgs = aws_sdk_organizations::config::Builder::from(&config);
+        let mut orgs = aws_sdk_organizations::config::Builder::from(&config)
+            .retry_classifier(super::NoThrottlingRetries);
         if let Some(url) = orgs_endpoint {
             orgs = orgs.endpoint_url(url);
         }

@@ -45,10 +45,11 @@ pub struct ConnectorSettings {
     /// attempts at worst, and a bound on how long a run can hang on an unreachable endpoint.
     pub operation_timeout: Duration,
     /// Attempts per operation, the first included, in the SDK's *standard* retry mode.
-    /// Default 3 (the SDK's default): throttling, 5xx answers, timeouts and connection errors
-    /// are retried with exponential backoff and full jitter, from a client-side token bucket
-    /// so a failing endpoint is not hammered. *Adaptive* mode is not used: its client-side
-    /// rate limiting is meant for sustained throughput, and we make a handful of calls.
+    /// Default 3 (the SDK's default): 5xx answers, timeouts and connection errors are retried
+    /// with exponential backoff and full jitter, from a client-side token bucket so a failing
+    /// endpoint is not hammered. Throttling is not ([`super::NoThrottlingRetries`]): the
+    /// limiter in `aws::limiter` waits for it without holding a slot. *Adaptive* mode is not
+    /// used: the limiter adapts the calls in flight for the whole run instead.
     /// Authentication errors (`InvalidClientTokenId`, `SignatureDoesNotMatch`) are never
     /// retried by the SDK.
     pub max_attempts: u32,
@@ -192,11 +193,13 @@ impl Connector for SdkConnector {
 
     fn connect(&self, target: &Target) -> SdkClient {
         let config = self.sdk_config(target);
-        let mut iam = aws_sdk_iam::config::Builder::from(&config);
+        let mut iam = aws_sdk_iam::config::Builder::from(&config)
+            .retry_classifier(super::NoThrottlingRetries);
         if let Some(url) = &target.iam_endpoint {
             iam = iam.endpoint_url(url);
         }
-        let mut sts = aws_sdk_sts::config::Builder::from(&config);
+        let mut sts = aws_sdk_sts::config::Builder::from(&config)
+            .retry_classifier(super::NoThrottlingRetries);
         if let Some(url) = &target.sts_endpoint {
             sts = sts.endpoint_url(url);
         }

@@ -18,6 +18,8 @@
 //!   (`AKIA…WXYZ`), the IAM user and key (masked) or resource it acted on, and the outcome.
 //!   Retries follow [`Action::retry_safe`](crate::aws::Action::retry_safe): every call gets
 //!   the SDK's standard retries except the creates, which get one attempt.
+//! - `retry`: [`NoThrottlingRetries`]: the SDK never retries `Throttling`; the limiter
+//!   (`aws::limiter`) waits for it without holding a permit and sends the call again.
 //! - [`account`]: the account-wide calls of the audit and `policy --apply`, on the same
 //!   client and wrapper.
 //!
@@ -30,9 +32,11 @@ mod ca_bundle;
 mod client;
 mod connector;
 mod endpoints;
+mod retry;
 #[cfg(test)]
 mod tests;
 
 pub use client::{LEAKY_TARGETS, SdkClient};
 pub use connector::{ConnectorError, ConnectorSettings, SdkConnector};
 pub use endpoints::{Endpoints, Service, default_endpoint};
+pub use retry::NoThrottlingRetries;

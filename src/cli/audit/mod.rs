@@ -17,6 +17,7 @@ use super::ui::Ui;
 use crate::audit::collect::{self, Collected, Options, Progress, SelfServiceNames, Ungated};
 use crate::audit::{Failure, Finding, Thresholds, UserFacts};
 use crate::aws::account::AccountIam;
+use crate::aws::limiter::{Limited, Limiter};
 use crate::aws::sdk::SdkConnector;
 use crate::aws::sdk::account::SdkAccountClient;
 use crate::aws::{AwsError, Target};
@@ -27,6 +28,7 @@ use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// With `--source auto`, accounts with more users than this are read from the credential
@@ -63,9 +65,9 @@ pub struct AuditArgs {
     /// Findings that make the exit code 1, comma-separated (default: all but OK and EXEMPT)
     #[arg(long, value_name = "FINDINGS", value_delimiter = ',', value_parser = parse_finding)]
     pub fail_on: Vec<Finding>,
-    /// Users (and, with --org, accounts) read at the same time
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
+    /// With --org, accounts are read `--concurrency` at a time (at most 8)
+    #[command(flatten)]
+    pub limit: crate::cli::limit::LimitArgs,
     /// The group `policy --apply --group` made (for NO_SELF_SERVICE)
     #[arg(long, value_name = "NAME", default_value = crate::policy::SELF_SERVICE_NAME)]
     pub self_service_group: String,
@@ -144,20 +146,26 @@ pub fn run(args: &AuditArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Er
     } else {
         args.fail_on.clone()
     };
+    let limiter = args.limit.limiter();
+    let limited = crate::aws::limiter::LimitedConnector::new(&connector, limiter.clone());
     let run = crate::time::block_on(async {
         let mut sessions = Sessions::default();
         let (credentials, _) =
-            auth::credentials(&auth, &args.mfa, false, ui, &connector, &mut sessions)
+            auth::credentials(&auth, &args.mfa, false, ui, &limited, &mut sessions)
                 .await
                 .map_err(Error::Usage)?;
         let target = Target {
             credentials,
             ..auth.target.clone()
         };
-        let client = connector.connect_account(&target, orgs_endpoint.as_deref());
+        let client = Limited::new(
+            connector.connect_account(&target, orgs_endpoint.as_deref()),
+            limiter.clone(),
+        );
         Ok::<_, Error>(if args.org {
             audit_org(
                 &client,
+                &limiter,
                 &connector,
                 &target,
                 orgs_endpoint.as_deref(),
@@ -223,7 +231,8 @@ fn key_holders(files: &ProfileFiles) -> BTreeMap<String, Vec<String>> {
 
 fn options(args: &AuditArgs) -> Options {
     Options {
-        concurrency: args.concurrency as usize,
+        // The limiter bounds the calls; this only bounds the users in memory at once.
+        concurrency: crate::cli::limit::MAX_TASKS,
         self_service: Some(SelfServiceNames {
             group: args.self_service_group.clone(),
         }),
@@ -335,7 +344,8 @@ fn failed_account(account: String, name: Option<String>, error: AwsError) -> Acc
 /// each Active account AssumeRole and the audit, `--concurrency` accounts at a time (each
 /// with its own `--concurrency` users). A failure is that account's error row.
 async fn audit_org(
-    management: &SdkAccountClient,
+    management: &Limited<SdkAccountClient>,
+    limiter: &Rc<Limiter>,
     connector: &SdkConnector,
     target: &Target,
     orgs_endpoint: Option<&str>,
@@ -368,12 +378,15 @@ async fn audit_org(
                         credentials,
                         ..target.clone()
                     };
-                    let client = connector.connect_account(&assumed, orgs_endpoint);
+                    let client = Limited::new(
+                        connector.connect_account(&assumed, orgs_endpoint),
+                        limiter.clone(),
+                    );
                     audit_account(&client, Some(&account.id), name, args, ui).await
                 }
             }
         })
-        .buffered(args.concurrency.clamp(1, 8) as usize)
+        .buffered(args.limit.concurrency.clamp(1, 8) as usize)
         .collect()
         .await;
     AuditRun { accounts: audits }

@@ -82,6 +82,14 @@ pub enum Fault {
     /// Forward, get moto's answer, and hold it until [`FaultProxy::release_all`]: the effect
     /// happened, the client has not heard. Kill the client while it is held to lose the answer.
     HoldAfterForward,
+    /// IAM's account rate limit: let at most this many matching requests through in any one
+    /// second (a sliding window) and answer the others at once with `Throttling` (HTTP 400,
+    /// IAM's XML error body; nothing reaches moto). Requests let through do not stop later
+    /// rules from matching; only the refusals count as fired.
+    RateAbove(u32),
+    /// Slow IAM propagation: a request signed with a key not in `known` is answered 403
+    /// `InvalidClientTokenId` until `for_` has passed since that key's first request.
+    Unpropagated { known: Vec<String>, for_: Duration },
     /// Forward to moto (the effect happens), drop its answer, and do this instead: an
     /// `Error` (a 500 after the side effect), `Reset` (the connection drops), or `Delay(d)`
     /// then close (a stall past the client's attempt timeout). What a lost answer looks like.
@@ -113,6 +121,23 @@ impl Rule {
             times: None,
             fault,
         }
+    }
+
+    /// `Throttling` for requests with this action (or `"*"`) beyond `per_second` a second.
+    pub fn throttle_above(action: &str, per_second: u32) -> Rule {
+        Rule::new(action, Fault::RateAbove(per_second))
+    }
+
+    /// Every key not in `known` is refused (`InvalidClientTokenId`) for `for_` after its
+    /// first use: the propagation drill.
+    pub fn unpropagated_for(known: &[String], for_: Duration) -> Rule {
+        Rule::new(
+            "*",
+            Fault::Unpropagated {
+                known: known.to_vec(),
+                for_,
+            },
+        )
     }
 
     /// An AWS error answer; `code: None` gives moto's envelope without a code (use 403 for
@@ -248,16 +273,49 @@ struct RuleState {
     rule: Rule,
     seen: u32,
     fired: u32,
+    /// When the requests a `RateAbove` rule let through arrived, within the last second.
+    admitted: std::collections::VecDeque<Instant>,
+    /// When an `Unpropagated` rule first saw each new key.
+    first_seen: BTreeMap<String, Instant>,
 }
 
 #[derive(Default)]
 struct State {
     rules: Vec<RuleState>,
     records: Vec<Recorded>,
+    /// Requests read and not yet answered, and the most there ever were at once.
+    in_flight: usize,
+    /// Per record: answered (or given up on), for `in_flight`.
+    answered: Vec<bool>,
+    max_in_flight: usize,
     held: usize,
     release_generation: u64,
     discard_generation: u64,
     workers: Vec<JoinHandle<()>>,
+}
+
+impl State {
+    /// The request `index` has its answer (or never will): it is no longer in flight.
+    fn answer(&mut self, index: usize) {
+        if let Some(answered) = self.answered.get_mut(index)
+            && !*answered
+        {
+            *answered = true;
+            self.in_flight -= 1;
+        }
+    }
+}
+
+/// Ends a request's time in flight when its handler returns, whatever the path.
+struct Open<'a> {
+    shared: &'a Shared,
+    index: usize,
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().answer(self.index);
+    }
 }
 
 struct Shared {
@@ -323,7 +381,11 @@ impl Shared {
     }
 
     fn set_status(&self, index: usize, status: u16) {
-        self.lock().records[index].status = status;
+        let mut state = self.lock();
+        state.records[index].status = status;
+        if status != 0 {
+            state.answer(index);
+        }
     }
 }
 
@@ -385,6 +447,8 @@ impl FaultProxy {
             rule,
             seen: 0,
             fired: 0,
+            admitted: Default::default(),
+            first_seen: BTreeMap::new(),
         });
         RuleId(state.rules.len() - 1)
     }
@@ -402,6 +466,12 @@ impl FaultProxy {
     /// Every request seen so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.lock().records.clone()
+    }
+
+    /// The most requests that were open at the proxy at once (since the last
+    /// [`FaultProxy::clear_requests`]).
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.lock().max_in_flight
     }
 
     /// The actions seen so far, in arrival order.
@@ -426,7 +496,11 @@ impl FaultProxy {
 
     /// Forgets the recorded requests (rules stay).
     pub fn clear_requests(&self) {
-        self.shared.lock().records.clear();
+        let mut state = self.shared.lock();
+        state.records.clear();
+        state.answered.clear();
+        state.in_flight = 0;
+        state.max_in_flight = 0;
     }
 
     /// How many requests or answers are held now.
@@ -817,6 +891,44 @@ fn handle(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
             if rs.rule.times.is_some_and(|t| rs.fired >= t) {
                 continue;
             }
+            if let Fault::RateAbove(per_second) = rs.rule.fault {
+                let now = Instant::now();
+                while rs
+                    .admitted
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+                {
+                    rs.admitted.pop_front();
+                }
+                if rs.admitted.len() < per_second as usize {
+                    rs.admitted.push_back(now);
+                    continue;
+                }
+                rs.fired += 1;
+                fault = Some(Fault::Error {
+                    status: 400,
+                    code: Some("Throttling".into()),
+                    message: "Rate exceeded".into(),
+                });
+                break;
+            }
+            if let Fault::Unpropagated { known, for_ } = &rs.rule.fault {
+                let Some(key) = key_id.as_deref().filter(|k| !known.iter().any(|n| n == k)) else {
+                    continue;
+                };
+                let now = Instant::now();
+                let first = *rs.first_seen.entry(key.to_string()).or_insert(now);
+                if now.duration_since(first) >= *for_ {
+                    continue;
+                }
+                rs.fired += 1;
+                fault = Some(Fault::Error {
+                    status: 403,
+                    code: Some("InvalidClientTokenId".into()),
+                    message: "The security token included in the request is invalid.".into(),
+                });
+                break;
+            }
             rs.fired += 1;
             fault = Some(rs.rule.fault.clone());
             break;
@@ -830,9 +942,13 @@ fn handle(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
             status: 0,
             injected: fault.as_ref().map(describe),
         });
+        state.answered.push(false);
+        state.in_flight += 1;
+        state.max_in_flight = state.max_in_flight.max(state.in_flight);
         shared.changed.notify_all();
         (state.records.len() - 1, fault)
     };
+    let _open = Open { shared, index };
 
     match fault {
         None => relay(&mut client, shared, &request, index, &request_id),
@@ -908,6 +1024,9 @@ fn handle(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             send_answer(&mut client, shared, answer, index, &request_id)
         }
+        Some(Fault::RateAbove(_) | Fault::Unpropagated { .. }) => {
+            unreachable!("these rules inject an error or nothing")
+        }
     }
 }
 
@@ -953,6 +1072,8 @@ fn describe(fault: &Fault) -> String {
             format!("error {status} {}", code.as_deref().unwrap_or("<no code>"))
         }
         Fault::Delay(d) => format!("delay {}ms", d.as_millis()),
+        Fault::RateAbove(n) => format!("throttle above {n}/s"),
+        Fault::Unpropagated { for_, .. } => format!("unpropagated {}ms", for_.as_millis()),
         Fault::Reset => "reset".into(),
         Fault::HoldBeforeForward => "hold-before".into(),
         Fault::HoldAfterForward => "hold-after".into(),

@@ -1,0 +1,800 @@
+//! One adaptive bound on the AWS calls in flight, shared by every call of a run, and the
+//! decorators that put it in front of any [`Iam`] ([`Limited`], [`LimitedConnector`]) or
+//! [`AccountIam`] client.
+//!
+//! **What is bounded.** Calls in flight, not rotations: a rotation that waits (verification
+//! backoff, IAM propagation, a throttling backoff) holds no permit, so any number of keys can
+//! wait at once while the calls themselves stay within the bound.
+//!
+//! **How the bound adapts (AIMD).** It starts at [`LimiterOptions::start`] and grows while
+//! calls succeed: by one per success until IAM first throttles (slow start), then by one per
+//! window of as many successes as the bound (additive increase), never above
+//! [`LimiterOptions::cap`] (`--concurrency`). A `Throttling` answer halves it (never below
+//! one); the calls that were already in flight when it halved do not halve it again.
+//!
+//! **Throttling.** A throttled call (except CreateAccessKey, below) gives its permit back,
+//! waits a jittered exponential
+//! backoff ([`LimiterOptions::backoff_initial`] doubling to [`LimiterOptions::backoff_max`],
+//! half fixed, half random) and is sent again, for as long as
+//! [`LimiterOptions::throttle_budget`] lasts from its first attempt; then it fails with
+//! IAM's `Throttling` error, saying how long it was tried. A `Throttling` refusal made
+//! nothing, so every action, even one that is not [safe to retry](Action::retry_safe), may
+//! be sent again after it; CreateAccessKey nonetheless gets one attempt here
+//! ([`Limiter::call_once`]), because the rotation records in its journal, before each
+//! attempt, the window in which that attempt can take effect, and sends it again itself
+//! (`rotation::exec`). No other failure is ever re-sent here: the SDK's standard retries
+//! (5xx, timeouts, connection errors) follow [`Action::retry_safe`], and the SDK is told not to
+//! retry `Throttling` itself (see `sdk::NoThrottlingRetries`), so no call waits on the SDK's
+//! backoff while it holds a permit.
+//!
+//! Must not: print, read the environment, or re-send a call after a failure other than
+//! `Throttling`.
+
+use super::account::{
+    AccountAction, AccountIam, CredentialReport, IamUser, ManagedPolicy, OrgAccount, PolicyVersion,
+    ReportState,
+};
+use super::{
+    AccessKeyMeta, Action, AwsError, CallerIdentity, Connector, Credentials, ErrorKind, Iam,
+    KeyStatus, LastUsed, MfaDevice, NewAccessKey, Target,
+};
+use crate::secret::Secret;
+use crate::time::{Clock, RealClock};
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// The default `--concurrency`: the most AWS calls in flight at once. See the README
+/// ("Many keys at once") for the measurement behind it.
+pub const DEFAULT_CAP: u16 = 16;
+
+/// The tunables of a [`Limiter`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimiterOptions {
+    /// Calls in flight at the start (at most `cap`).
+    pub start: usize,
+    /// The most calls in flight, ever (`--concurrency`).
+    pub cap: usize,
+    /// How long one call is sent again while IAM answers `Throttling`, from its first attempt.
+    pub throttle_budget: Duration,
+    /// The first wait after a `Throttling` answer.
+    pub backoff_initial: Duration,
+    /// The longest wait between two attempts of a throttled call.
+    pub backoff_max: Duration,
+}
+
+impl LimiterOptions {
+    /// The defaults, with `cap` calls in flight at most.
+    pub fn with_cap(cap: usize) -> LimiterOptions {
+        let cap = cap.max(1);
+        LimiterOptions {
+            start: 4.min(cap),
+            cap,
+            throttle_budget: Duration::from_secs(120),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Default for LimiterOptions {
+    fn default() -> Self {
+        LimiterOptions::with_cap(DEFAULT_CAP as usize)
+    }
+}
+
+/// What a limiter saw, for tests, logs and benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LimiterStats {
+    /// Attempts sent (a throttled call sent three times counts three).
+    pub attempts: usize,
+    /// `Throttling` answers.
+    pub throttled: usize,
+    /// Calls that failed because the throttle budget ran out.
+    pub gave_up: usize,
+    /// The bound now.
+    pub limit: usize,
+    /// The lowest and highest the bound has been.
+    pub min_limit: usize,
+    pub max_limit: usize,
+    /// The most calls that were in flight at once.
+    pub max_in_flight: usize,
+}
+
+struct State {
+    limit: usize,
+    in_flight: usize,
+    /// Permits that are out and must not come back (the bound fell below them).
+    debt: usize,
+    /// Successes since the bound last grew.
+    window: usize,
+    /// Bumped on every decrease: a throttled call from an older generation does not decrease
+    /// the bound again.
+    generation: u64,
+    /// Whether IAM has throttled yet (slow start until it does).
+    throttled_once: bool,
+    rng: u64,
+    stats: LimiterStats,
+}
+
+/// The shared, adaptive bound on AWS calls in flight. Single-threaded (`Rc`), like the runtime.
+pub struct Limiter<K: Clock = RealClock> {
+    clock: K,
+    options: LimiterOptions,
+    semaphore: Semaphore,
+    state: RefCell<State>,
+}
+
+/// A permit: the right to have one call in flight. Given back on drop (also when the call's
+/// future is dropped half-way, by Ctrl-C for instance).
+struct Permit<'a, K: Clock> {
+    limiter: &'a Limiter<K>,
+    generation: u64,
+    released: Cell<bool>,
+}
+
+impl<K: Clock> Drop for Permit<'_, K> {
+    fn drop(&mut self) {
+        if !self.released.replace(true) {
+            self.limiter.release();
+        }
+    }
+}
+
+impl Limiter<RealClock> {
+    /// A limiter on the real clock.
+    pub fn new(options: LimiterOptions) -> Rc<Limiter<RealClock>> {
+        Rc::new(Limiter::with_clock(RealClock, options))
+    }
+}
+
+impl<K: Clock> Limiter<K> {
+    pub fn with_clock(clock: K, options: LimiterOptions) -> Limiter<K> {
+        let cap = options.cap.max(1);
+        let start = options.start.clamp(1, cap);
+        let seed = clock.now().as_nanosecond() as u64 | 1;
+        Limiter {
+            clock,
+            semaphore: Semaphore::new(start),
+            state: RefCell::new(State {
+                limit: start,
+                in_flight: 0,
+                debt: 0,
+                window: 0,
+                generation: 0,
+                throttled_once: false,
+                rng: seed,
+                stats: LimiterStats {
+                    limit: start,
+                    min_limit: start,
+                    max_limit: start,
+                    ..LimiterStats::default()
+                },
+            }),
+            options: LimiterOptions {
+                cap,
+                start,
+                ..options
+            },
+        }
+    }
+
+    pub fn options(&self) -> &LimiterOptions {
+        &self.options
+    }
+
+    pub fn stats(&self) -> LimiterStats {
+        self.state.borrow().stats.clone()
+    }
+
+    async fn acquire(&self) -> Permit<'_, K> {
+        let permit = self
+            .semaphore
+            .acquire()
+            .await
+            .expect("the limiter's semaphore is never closed");
+        permit.forget();
+        let mut s = self.state.borrow_mut();
+        s.in_flight += 1;
+        s.stats.attempts += 1;
+        s.stats.max_in_flight = s.stats.max_in_flight.max(s.in_flight);
+        Permit {
+            limiter: self,
+            generation: s.generation,
+            released: Cell::new(false),
+        }
+    }
+
+    fn release(&self) {
+        let mut s = self.state.borrow_mut();
+        s.in_flight -= 1;
+        if s.debt > 0 {
+            s.debt -= 1;
+        } else {
+            self.semaphore.add_permits(1);
+        }
+    }
+
+    fn on_success(&self) {
+        let mut s = self.state.borrow_mut();
+        s.window += 1;
+        let grow = if s.throttled_once {
+            s.window >= s.limit
+        } else {
+            true
+        };
+        if grow && s.limit < self.options.cap {
+            s.limit += 1;
+            s.window = 0;
+            s.stats.limit = s.limit;
+            s.stats.max_limit = s.stats.max_limit.max(s.limit);
+            if s.debt > 0 {
+                s.debt -= 1;
+            } else {
+                self.semaphore.add_permits(1);
+            }
+        } else if grow {
+            s.window = 0;
+        }
+    }
+
+    fn on_throttle(&self, generation: u64) {
+        let mut s = self.state.borrow_mut();
+        s.stats.throttled += 1;
+        s.throttled_once = true;
+        if generation != s.generation {
+            return;
+        }
+        s.generation += 1;
+        s.window = 0;
+        let next = (s.limit / 2).max(1);
+        let drop_by = s.limit - next;
+        s.limit = next;
+        s.stats.limit = next;
+        s.stats.min_limit = s.stats.min_limit.min(next);
+        let forgotten = self.semaphore.forget_permits(drop_by);
+        s.debt += drop_by - forgotten;
+    }
+
+    /// The wait before attempt `attempt + 1` of a throttled call: half of
+    /// `initial * 2^attempt` (capped), plus a random part up to the other half.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let o = &self.options;
+        let step = o
+            .backoff_initial
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+            .min(o.backoff_max);
+        let mut s = self.state.borrow_mut();
+        // xorshift64: jitter needs no cryptographic randomness.
+        let mut x = s.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.rng = x;
+        let half = step / 2;
+        let random = (half.as_nanos() as u64).checked_mul(x % 1024).unwrap_or(0) / 1024;
+        half + Duration::from_nanos(random)
+    }
+
+    /// One attempt under the bound, never sent again: `Throttling` still lowers the bound,
+    /// and is returned to the caller.
+    pub async fn call_once<T, Fut>(&self, call: Fut) -> Result<T, AwsError>
+    where
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let permit = self.acquire().await;
+        let result = call.await;
+        let generation = permit.generation;
+        drop(permit);
+        match &result {
+            Ok(_) => self.on_success(),
+            Err(e) if e.kind == ErrorKind::Throttling => self.on_throttle(generation),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Make one call under the bound: `call` is invoked once per attempt. Attempts are sent
+    /// again only after `Throttling`, while the throttle budget lasts.
+    pub async fn call<T, F, Fut>(&self, action: Action, mut call: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let first = self.clock.now();
+        let mut attempt: u32 = 0;
+        loop {
+            let permit = self.acquire().await;
+            let result = call().await;
+            let generation = permit.generation;
+            drop(permit);
+            match result {
+                Err(error) if error.kind == ErrorKind::Throttling => {
+                    self.on_throttle(generation);
+                    let spent = self.clock.now().duration_since(first).unsigned_abs();
+                    let wait = self.backoff(attempt);
+                    attempt += 1;
+                    if spent + wait > self.options.throttle_budget {
+                        self.state.borrow_mut().stats.gave_up += 1;
+                        return Err(gave_up(error, attempt, spent));
+                    }
+                    tracing::debug!(
+                        action = action.as_str(),
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "throttled; waiting without a permit"
+                    );
+                    self.clock.sleep(wait).await;
+                }
+                Ok(value) => {
+                    self.on_success();
+                    return Ok(value);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+/// The throttling error of the last attempt, saying how long the call was tried.
+fn gave_up(mut error: AwsError, attempts: u32, spent: Duration) -> AwsError {
+    let said = error
+        .message
+        .take()
+        .unwrap_or_else(|| "Rate exceeded".into());
+    error.message = Some(format!(
+        "{said}; still throttled after {attempts} attempts over {}s: IAM is busy with other \
+         calls in this account; try again later or lower --concurrency",
+        spent.as_secs()
+    ));
+    error
+}
+
+/// An [`Iam`] or [`AccountIam`] client whose every call goes through a shared [`Limiter`].
+pub struct Limited<I, K: Clock = RealClock> {
+    inner: I,
+    limiter: Rc<Limiter<K>>,
+}
+
+impl<I, K: Clock> Limited<I, K> {
+    pub fn new(inner: I, limiter: Rc<Limiter<K>>) -> Self {
+        Limited { inner, limiter }
+    }
+
+    pub fn inner(&self) -> &I {
+        &self.inner
+    }
+}
+
+/// A [`Connector`] whose clients share one [`Limiter`].
+pub struct LimitedConnector<'a, C, K: Clock = RealClock> {
+    inner: &'a C,
+    limiter: Rc<Limiter<K>>,
+}
+
+impl<'a, C, K: Clock> LimitedConnector<'a, C, K> {
+    pub fn new(inner: &'a C, limiter: Rc<Limiter<K>>) -> Self {
+        LimitedConnector { inner, limiter }
+    }
+
+    pub fn limiter(&self) -> &Rc<Limiter<K>> {
+        &self.limiter
+    }
+
+    pub fn inner(&self) -> &'a C {
+        self.inner
+    }
+}
+
+impl<C: Connector, K: Clock> Connector for LimitedConnector<'_, C, K> {
+    type Client = Limited<C::Client, K>;
+    fn connect(&self, target: &Target) -> Self::Client {
+        Limited::new(self.inner.connect(target), self.limiter.clone())
+    }
+}
+
+impl<I: Iam, K: Clock> Iam for Limited<I, K> {
+    async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
+        let i = &self.inner;
+        self.limiter
+            .call(Action::GetCallerIdentity, || i.caller_identity())
+            .await
+    }
+    async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKeyMeta>, AwsError> {
+        let i = &self.inner;
+        self.limiter
+            .call(Action::ListAccessKeys, || i.list_access_keys(user))
+            .await
+    }
+    async fn create_access_key(&self, user: &str) -> Result<NewAccessKey, AwsError> {
+        // Once: the rotation sends it again after `Throttling`, with the journal's window
+        // moved first (see the module doc).
+        self.limiter
+            .call_once(self.inner.create_access_key(user))
+            .await
+    }
+    async fn update_access_key(
+        &self,
+        user: &str,
+        key_id: &str,
+        status: KeyStatus,
+    ) -> Result<(), AwsError> {
+        let i = &self.inner;
+        self.limiter
+            .call(Action::UpdateAccessKey, || {
+                i.update_access_key(user, key_id, status.clone())
+            })
+            .await
+    }
+    async fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), AwsError> {
+        let i = &self.inner;
+        self.limiter
+            .call(Action::DeleteAccessKey, || {
+                i.delete_access_key(user, key_id)
+            })
+            .await
+    }
+    async fn access_key_last_used(&self, key_id: &str) -> Result<LastUsed, AwsError> {
+        let i = &self.inner;
+        self.limiter
+            .call(Action::GetAccessKeyLastUsed, || {
+                i.access_key_last_used(key_id)
+            })
+            .await
+    }
+    async fn list_mfa_devices(&self, user: &str) -> Result<Vec<MfaDevice>, AwsError> {
+        let i = &self.inner;
+        self.limiter
+            .call(Action::ListMFADevices, || i.list_mfa_devices(user))
+            .await
+    }
+    async fn session_token(
+        &self,
+        mfa_serial: &str,
+        code: &Secret,
+        duration_seconds: i32,
+    ) -> Result<Credentials, AwsError> {
+        let i = &self.inner;
+        self.limiter
+            .call(Action::GetSessionToken, || {
+                i.session_token(mfa_serial, code, duration_seconds)
+            })
+            .await
+    }
+}
+
+macro_rules! limited_account {
+    ($( $name:ident ( $($arg:ident : $ty:ty),* ) -> $out:ty => $action:expr ;)*) => {
+        impl<A: AccountIam, K: Clock> AccountIam for Limited<A, K> {
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> Result<$out, AwsError> {
+                    let i = &self.inner;
+                    self.limiter.call($action, || i.$name($($arg),*)).await
+                }
+            )*
+        }
+    };
+}
+
+limited_account! {
+    caller_identity() -> CallerIdentity => Action::GetCallerIdentity;
+    list_users() -> Vec<IamUser> => Action::Account(AccountAction::ListUsers);
+    list_user_tags(user: &str) -> Vec<(String, String)> => Action::Account(AccountAction::ListUserTags);
+    list_user_keys(user: &str) -> Vec<AccessKeyMeta> => Action::ListAccessKeys;
+    key_last_used(key_id: &str) -> LastUsed => Action::GetAccessKeyLastUsed;
+    list_groups_for_user(user: &str) -> Vec<String> => Action::Account(AccountAction::ListGroupsForUser);
+    list_user_policies(user: &str) -> Vec<String> => Action::Account(AccountAction::ListUserPolicies);
+    get_user_policy(user: &str, name: &str) -> Option<String> => Action::Account(AccountAction::GetUserPolicy);
+    put_user_policy(user: &str, name: &str, document: &str) -> () => Action::Account(AccountAction::PutUserPolicy);
+    generate_credential_report() -> ReportState => Action::Account(AccountAction::GenerateCredentialReport);
+    get_credential_report() -> Option<CredentialReport> => Action::Account(AccountAction::GetCredentialReport);
+    get_policy(arn: &str) -> Option<ManagedPolicy> => Action::Account(AccountAction::GetPolicy);
+    create_policy(name: &str, document: &str, description: &str) -> ManagedPolicy => Action::Account(AccountAction::CreatePolicy);
+    list_policy_versions(arn: &str) -> Vec<PolicyVersion> => Action::Account(AccountAction::ListPolicyVersions);
+    get_policy_version(arn: &str, version: &str) -> String => Action::Account(AccountAction::GetPolicyVersion);
+    create_policy_version(arn: &str, document: &str) -> String => Action::Account(AccountAction::CreatePolicyVersion);
+    delete_policy_version(arn: &str, version: &str) -> () => Action::Account(AccountAction::DeletePolicyVersion);
+    get_group(name: &str) -> Option<String> => Action::Account(AccountAction::GetGroup);
+    create_group(name: &str) -> String => Action::Account(AccountAction::CreateGroup);
+    list_attached_group_policies(group: &str) -> Vec<String> => Action::Account(AccountAction::ListAttachedGroupPolicies);
+    attach_group_policy(group: &str, policy_arn: &str) -> () => Action::Account(AccountAction::AttachGroupPolicy);
+    add_user_to_group(group: &str, user: &str) -> () => Action::Account(AccountAction::AddUserToGroup);
+    list_accounts() -> Vec<OrgAccount> => Action::Account(AccountAction::ListAccounts);
+    assume_role(role_arn: &str, session_name: &str) -> Credentials => Action::Account(AccountAction::AssumeRole);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::{FakeIam, Fault};
+    use crate::time::FakeClock;
+    use jiff::Timestamp;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn throttled() -> AwsError {
+        AwsError {
+            action: Action::GetCallerIdentity,
+            kind: ErrorKind::Throttling,
+            code: Some("Throttling".into()),
+            message: Some("Rate exceeded".into()),
+            http_status: Some(400),
+            endpoint: None,
+        }
+    }
+
+    fn identity() -> CallerIdentity {
+        CallerIdentity {
+            account: "123456789012".into(),
+            arn: "arn:aws:iam::123456789012:user/alice".into(),
+            user_id: "AIDA".into(),
+        }
+    }
+
+    /// An IAM that takes a few scheduler turns per call and answers `Throttling` when more
+    /// than `allowed` calls are in flight (an account's limit, as concurrency).
+    struct Busy {
+        allowed: usize,
+        in_flight: Cell<usize>,
+        most: Cell<usize>,
+        sent: Cell<usize>,
+    }
+
+    impl Busy {
+        fn new(allowed: usize) -> Busy {
+            Busy {
+                allowed,
+                in_flight: Cell::new(0),
+                most: Cell::new(0),
+                sent: Cell::new(0),
+            }
+        }
+    }
+
+    impl Iam for Busy {
+        async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
+            self.sent.set(self.sent.get() + 1);
+            self.in_flight.set(self.in_flight.get() + 1);
+            self.most.set(self.most.get().max(self.in_flight.get()));
+            let over = self.in_flight.get() > self.allowed;
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            self.in_flight.set(self.in_flight.get() - 1);
+            if over {
+                Err(throttled())
+            } else {
+                Ok(identity())
+            }
+        }
+        async fn list_access_keys(&self, _: &str) -> Result<Vec<AccessKeyMeta>, AwsError> {
+            unimplemented!()
+        }
+        async fn create_access_key(&self, _: &str) -> Result<NewAccessKey, AwsError> {
+            unimplemented!()
+        }
+        async fn update_access_key(&self, _: &str, _: &str, _: KeyStatus) -> Result<(), AwsError> {
+            unimplemented!()
+        }
+        async fn delete_access_key(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            unimplemented!()
+        }
+        async fn access_key_last_used(&self, _: &str) -> Result<LastUsed, AwsError> {
+            unimplemented!()
+        }
+        async fn list_mfa_devices(&self, _: &str) -> Result<Vec<MfaDevice>, AwsError> {
+            unimplemented!()
+        }
+        async fn session_token(
+            &self,
+            _: &str,
+            _: &Secret,
+            _: i32,
+        ) -> Result<Credentials, AwsError> {
+            unimplemented!()
+        }
+    }
+
+    fn fake_clock() -> FakeClock {
+        FakeClock::new(Timestamp::from_second(1_800_000_000).unwrap())
+    }
+
+    fn options(cap: usize) -> LimiterOptions {
+        LimiterOptions {
+            start: 2,
+            ..LimiterOptions::with_cap(cap)
+        }
+    }
+
+    /// `n` calls at once through one limiter; how many succeeded.
+    async fn storm<K: Clock>(client: &Limited<Busy, K>, n: usize) -> usize {
+        let calls = (0..n).map(|_| client.caller_identity());
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .filter(Result::is_ok)
+            .count()
+    }
+
+    #[test]
+    fn the_bound_grows_to_the_cap_while_calls_succeed_and_never_passes_it() {
+        let limiter = Rc::new(Limiter::with_clock(fake_clock(), options(8)));
+        let client = Limited::new(Busy::new(usize::MAX), limiter.clone());
+        assert_eq!(block_on(storm(&client, 200)), 200);
+        let stats = limiter.stats();
+        assert_eq!(stats.max_limit, 8, "{stats:?}");
+        assert_eq!(
+            client.inner().most.get(),
+            8,
+            "never more than the cap in flight"
+        );
+        assert_eq!(stats.max_in_flight, 8);
+        assert_eq!(stats.throttled, 0);
+        assert_eq!(stats.attempts, 200);
+    }
+
+    #[test]
+    fn throttling_halves_the_bound_and_no_call_fails() {
+        let clock = fake_clock();
+        let limiter = Rc::new(Limiter::with_clock(clock.clone(), options(32)));
+        let client = Limited::new(Busy::new(3), limiter.clone());
+        assert_eq!(block_on(storm(&client, 300)), 300, "every call succeeds");
+        let stats = limiter.stats();
+        assert!(stats.throttled > 0, "IAM did throttle: {stats:?}");
+        assert_eq!(stats.gave_up, 0);
+        assert!(
+            stats.limit <= 6,
+            "the bound came down near the account's limit: {stats:?}"
+        );
+        assert!(stats.min_limit <= 3, "{stats:?}");
+        assert!(stats.max_limit < 32, "it never reached the cap: {stats:?}");
+        assert_eq!(client.inner().sent.get(), stats.attempts);
+        // The waits were backoffs on the clock, never longer than a call's budget.
+        assert!(
+            clock.elapsed_since(Timestamp::from_second(1_800_000_000).unwrap()) > Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_call_throttled_past_its_budget_fails_saying_how_long_it_was_tried() {
+        let clock = fake_clock();
+        let start = clock.now();
+        let limiter = Rc::new(Limiter::with_clock(
+            clock.clone(),
+            LimiterOptions {
+                throttle_budget: Duration::from_secs(10),
+                ..options(4)
+            },
+        ));
+        let client = Limited::new(Busy::new(0), limiter.clone());
+        let error = block_on(client.caller_identity()).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Throttling);
+        assert_eq!(error.action, Action::GetCallerIdentity);
+        let text = error.to_string();
+        assert!(text.contains("still throttled after"), "{text}");
+        assert!(text.contains("--concurrency"), "{text}");
+        assert!(clock.elapsed_since(start) <= Duration::from_secs(10));
+        assert!(
+            clock.elapsed_since(start) >= Duration::from_secs(4),
+            "it kept trying"
+        );
+        let stats = limiter.stats();
+        assert_eq!(stats.gave_up, 1);
+        assert!(stats.attempts >= 4, "{stats:?}");
+        assert_eq!(stats.limit, 1);
+    }
+
+    #[test]
+    fn the_backoff_doubles_with_jitter_up_to_its_cap() {
+        let limiter = Limiter::with_clock(fake_clock(), LimiterOptions::with_cap(4));
+        for attempt in 0..12 {
+            let step = Duration::from_millis(100)
+                .saturating_mul(1 << attempt)
+                .min(Duration::from_secs(2));
+            let wait = limiter.backoff(attempt);
+            assert!(
+                wait >= step / 2 && wait <= step,
+                "attempt {attempt}: {wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_throttled_read_or_idempotent_write_is_sent_again_here() {
+        let iam = FakeIam::new();
+        iam.add_user("alice");
+        let (old, _) = iam.add_key("alice", iam.now(), KeyStatus::Active);
+        let limiter = Rc::new(Limiter::with_clock(fake_clock(), options(4)));
+        let fake = iam.connector();
+        let connector = LimitedConnector::new(&fake, limiter.clone());
+        let client = connector.connect(&iam.target(&old));
+
+        iam.fail(Action::CreateAccessKey, Fault::once(ErrorKind::Throttling));
+        let e = block_on(client.create_access_key("alice")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Throttling, "the rotation sends it again");
+        assert_eq!(limiter.stats().attempts, 1);
+        assert_eq!(limiter.stats().throttled, 1, "it lowered the bound");
+        assert!(block_on(client.create_access_key("alice")).is_ok());
+        assert_eq!(iam.user_keys("alice").len(), 2, "one key made");
+        iam.fail(Action::ListAccessKeys, Fault::once(ErrorKind::Throttling));
+        assert!(block_on(client.list_access_keys("alice")).is_ok());
+        assert_eq!(
+            limiter.stats().attempts,
+            4,
+            "a read is sent again after Throttling"
+        );
+
+        iam.fail(
+            Action::DeleteAccessKey,
+            Fault::once(ErrorKind::ServiceUnavailable),
+        );
+        let e = block_on(client.delete_access_key("alice", &old)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ServiceUnavailable);
+        assert_eq!(limiter.stats().attempts, 5, "not sent again by the limiter");
+    }
+
+    /// A call backing off after `Throttling` holds no permit: with one permit, another call
+    /// goes through while the first one waits.
+    #[test]
+    fn waiting_holds_no_permit() {
+        struct OnceThrottled(Cell<bool>);
+        let limiter = Limiter::new(LimiterOptions {
+            start: 1,
+            backoff_initial: Duration::from_millis(400),
+            ..LimiterOptions::with_cap(1)
+        });
+        let order = RefCell::new(Vec::new());
+        let first = OnceThrottled(Cell::new(true));
+        block_on(async {
+            let a = limiter.call(Action::GetCallerIdentity, || async {
+                if first.0.replace(false) {
+                    Err(throttled())
+                } else {
+                    order.borrow_mut().push("a");
+                    Ok(())
+                }
+            });
+            let b = async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                limiter
+                    .call(Action::GetCallerIdentity, || async {
+                        order.borrow_mut().push("b");
+                        Ok(())
+                    })
+                    .await
+            };
+            let (a, b) = tokio::join!(a, b);
+            a.unwrap();
+            b.unwrap();
+        });
+        assert_eq!(*order.borrow(), ["b", "a"]);
+    }
+
+    /// A call abandoned half-way (Ctrl-C drops its future) gives its permit back.
+    #[test]
+    fn a_dropped_call_gives_its_permit_back() {
+        let limiter = Limiter::new(LimiterOptions::with_cap(1));
+        block_on(async {
+            let stuck = limiter.call(Action::GetCallerIdentity, || {
+                std::future::pending::<Result<(), AwsError>>()
+            });
+            let timed_out = tokio::time::timeout(Duration::from_millis(10), stuck).await;
+            assert!(timed_out.is_err());
+            let next = tokio::time::timeout(
+                Duration::from_secs(5),
+                limiter.call(Action::GetCallerIdentity, || async { Ok(()) }),
+            )
+            .await;
+            assert!(matches!(next, Ok(Ok(()))));
+        });
+        assert_eq!(limiter.state.borrow().in_flight, 0);
+    }
+}

@@ -6,8 +6,9 @@
 use super::ui::Ui;
 use super::wiring::acquire_lock;
 use crate::aws::Connector;
+use crate::error::{Error, Outcome};
 use crate::profiles::ProfileFiles;
-use crate::rotation::journal::{Entry, Journal};
+use crate::rotation::journal::{Entry, Journal, JournalStore};
 use crate::rotation::recover::{Mode, RecoverError, Recovered, journal_paths};
 use crate::rotation::{Engine, ExecOptions};
 use crate::secret::mask_key_id;
@@ -42,6 +43,81 @@ pub struct Recovery<'a, C> {
 }
 
 impl<C: Connector> Recovery<'_, C> {
+    /// `rotate`'s first step: finish the interrupted rotations it finds (a dry run only says
+    /// so), after `confirm`; then reload `files`.
+    pub async fn before_rotating(
+        &self,
+        journals: &JournalStore,
+        files: &RefCell<ProfileFiles>,
+        dry_run: bool,
+        confirm: impl FnOnce() -> Result<(), Error>,
+    ) -> Result<Pending, Error> {
+        let (settings, ui) = (self.settings, self.ui);
+        let mut outcome = Outcome::Success;
+        let pending = journals.list()?;
+        let mut recovered = Vec::new();
+        let mut blocked: Vec<(String, String)> = Vec::new();
+        if !pending.is_empty() {
+            for entry in &pending {
+                ui.note(&describe_entry(entry));
+            }
+            if dry_run {
+                ui.note("a real run finishes it first (or run `iam-keys recover`)");
+                for entry in &pending {
+                    blocked.push((
+                        entry.old_key_id.clone(),
+                        "an interrupted rotation of this key is recorded; a real run finishes it first"
+                            .into(),
+                    ));
+                }
+            } else {
+                confirm()?;
+                let results = self.run(&pending, Mode::Finish).await;
+                for (entry, result) in pending.iter().zip(results) {
+                    match (result, &entry.journal) {
+                        (Ok(result @ Recovered::Unprinted { .. }), Ok(j)) => {
+                            let text = describe_recovered(j, &result);
+                            ui.warn(&text);
+                            recovered.push(text);
+                            outcome = outcome.max(Outcome::Partial);
+                            blocked.push((entry.old_key_id.clone(), text_of_pending(entry)));
+                        }
+                        (Ok(result), Ok(j)) => {
+                            let text = describe_recovered(j, &result);
+                            ui.note(&text);
+                            recovered.push(text);
+                        }
+                        (Ok(_), Err(_)) => unreachable!("an unreadable journal is never recovered"),
+                        // Unreadable: kept, and only its own key waits on it.
+                        (Err(message), Err(_)) => {
+                            ui.warn(&format!(
+                                "left the journal of {} alone: {message}",
+                                mask_key_id(&entry.old_key_id)
+                            ));
+                            outcome = outcome.max(Outcome::Attention);
+                            blocked.push((entry.old_key_id.clone(), text_of_pending(entry)));
+                        }
+                        (Err(message), Ok(_)) => {
+                            ui.warn(&format!(
+                                "could not finish the rotation of {}: {message}",
+                                mask_key_id(&entry.old_key_id)
+                            ));
+                            outcome = outcome.max(Outcome::Partial);
+                            blocked.push((entry.old_key_id.clone(), text_of_pending(entry)));
+                        }
+                    }
+                }
+                let reloaded = ProfileFiles::load(&settings.paths)?;
+                *files.borrow_mut() = reloaded;
+            }
+        }
+        Ok(Pending {
+            outcome,
+            recovered,
+            blocked,
+        })
+    }
+
     /// Finish or undo each journal, in the files it names (not today's environment), under
     /// those files' lock when they are not this run's. An unreadable journal is left alone and
     /// reported; it never stops the others. One result per entry, in order: an error is the
@@ -116,6 +192,24 @@ impl<C: Connector> Recovery<'_, C> {
                 format!("{e}{advice}")
             })
     }
+}
+
+/// What finishing the interrupted rotations left: the run's outcome so far, what was
+/// recovered (in words, for the JSON document), and the keys that wait on a journal (with
+/// why).
+pub struct Pending {
+    pub outcome: Outcome,
+    pub recovered: Vec<String>,
+    pub blocked: Vec<(String, String)>,
+}
+
+/// Why a key is not rotated when its journal could not be used or finished.
+fn text_of_pending(entry: &crate::rotation::journal::Entry) -> String {
+    format!(
+        "an interrupted rotation of this key is recorded in {} and is not finished; nothing was changed. \
+         Run `iam-keys recover` (or `iam-keys recover --undo`) first",
+        entry.path.display()
+    )
 }
 
 /// The same file, whether named through a symlink or not.

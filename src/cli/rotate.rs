@@ -6,7 +6,7 @@ use super::advice;
 use super::auth::AuthProfile;
 use super::duration::DurationArg;
 use super::mfa::{MfaArgs, Sessions};
-use super::pending::{Recovery, describe_entry, describe_recovered};
+use super::pending::{Pending, Recovery};
 use super::render::rotate::{
     KeyReport, RotateReport, RotateSummary, Skipped, apply_outcome, planned_changes, render_plan,
     render_results, summarise,
@@ -28,7 +28,6 @@ use crate::rotation::plan::{KeyPlan, PlanOptions};
 use crate::rotation::preflight::{
     AuthCaller, Caller, Preflight, PreflightError, Pruner, Refused, Verdict,
 };
-use crate::rotation::recover::{Mode, Recovered};
 use crate::rotation::{Engine, ExecOptions, KeyOutcome, Step};
 use crate::secret::mask_key_id;
 use crate::settings::Settings;
@@ -167,76 +166,26 @@ async fn rotate<C: Connector>(
     journals: &JournalStore,
     display: &super::progress::Progress<'_>,
 ) -> Result<Outcome, Error> {
-    let mut outcome = Outcome::Success;
-
     // Interrupted rotations first: each in the files its journal names. A journal that
     // cannot be read, or could not be finished, blocks its own key only.
-    let pending = journals.list()?;
-    let mut recovered = Vec::new();
-    let mut blocked: Vec<(String, String)> = Vec::new();
-    if !pending.is_empty() {
-        for entry in &pending {
-            ui.note(&describe_entry(entry));
-        }
-        if args.dry_run {
-            ui.note("a real run finishes it first (or run `iam-keys recover`)");
-            for entry in &pending {
-                blocked.push((
-                    entry.old_key_id.clone(),
-                    "an interrupted rotation of this key is recorded; a real run finishes it first"
-                        .into(),
-                ));
-            }
-        } else {
-            confirm(args, ui, "Finish the interrupted rotation(s) first?")?;
-            let recovery = Recovery {
-                settings,
-                mfa: &args.mfa,
-                connector: engine.connector,
-                options: engine.options,
-                ui,
-                cancel: engine.cancel,
-                lock_timeout: args.lock_timeout.duration,
-            };
-            let results = recovery.run(&pending, Mode::Finish).await;
-            for (entry, result) in pending.iter().zip(results) {
-                match (result, &entry.journal) {
-                    (Ok(result @ Recovered::Unprinted { .. }), Ok(j)) => {
-                        let text = describe_recovered(j, &result);
-                        ui.warn(&text);
-                        recovered.push(text);
-                        outcome = outcome.max(Outcome::Partial);
-                        blocked.push((entry.old_key_id.clone(), text_of_pending(entry)));
-                    }
-                    (Ok(result), Ok(j)) => {
-                        let text = describe_recovered(j, &result);
-                        ui.note(&text);
-                        recovered.push(text);
-                    }
-                    (Ok(_), Err(_)) => unreachable!("an unreadable journal is never recovered"),
-                    // Unreadable: kept, and only its own key waits on it.
-                    (Err(message), Err(_)) => {
-                        ui.warn(&format!(
-                            "left the journal of {} alone: {message}",
-                            mask_key_id(&entry.old_key_id)
-                        ));
-                        outcome = outcome.max(Outcome::Attention);
-                        blocked.push((entry.old_key_id.clone(), text_of_pending(entry)));
-                    }
-                    (Err(message), Ok(_)) => {
-                        ui.warn(&format!(
-                            "could not finish the rotation of {}: {message}",
-                            mask_key_id(&entry.old_key_id)
-                        ));
-                        outcome = outcome.max(Outcome::Partial);
-                        blocked.push((entry.old_key_id.clone(), text_of_pending(entry)));
-                    }
-                }
-            }
-            let reloaded = ProfileFiles::load(&settings.paths)?;
-            *files.borrow_mut() = reloaded;
-        }
-    }
+    let recovery = Recovery {
+        settings,
+        mfa: &args.mfa,
+        connector: engine.connector,
+        options: engine.options,
+        ui,
+        cancel: engine.cancel,
+        lock_timeout: args.lock_timeout.duration,
+    };
+    let Pending {
+        outcome,
+        recovered,
+        blocked,
+    } = recovery
+        .before_rotating(journals, files, args.dry_run, || {
+            confirm(args, ui, "Finish the interrupted rotation(s) first?")
+        })
+        .await?;
 
     // Preflight: read-only calls with each old key, concurrently.
     let inventory = {
@@ -665,15 +614,6 @@ fn confirm(args: &RotateArgs, ui: &Ui, question: &str) -> Result<(), Error> {
         ui,
         question,
         "not rotating without confirmation: there is no terminal to ask on; pass --yes (or look first with --dry-run)",
-    )
-}
-
-/// Why a key is not rotated when its journal could not be used or finished.
-fn text_of_pending(entry: &crate::rotation::journal::Entry) -> String {
-    format!(
-        "an interrupted rotation of this key is recorded in {} and is not finished; nothing was changed. \
-         Run `iam-keys recover` (or `iam-keys recover --undo`) first",
-        entry.path.display()
     )
 }
 

@@ -1388,6 +1388,8 @@ fn gates_run_after_the_files_and_before_the_old_key_is_retired() {
             Step::Journal,
             Step::Create,
             Step::Verify,
+            Step::Verified,
+            Step::Verified,
             Step::Persist,
             Step::Gates,
             Step::Retire,

@@ -161,63 +161,6 @@ impl PruneContext {
     }
 }
 
-/// The user-facing reason for a verdict.
-pub fn explain(verdict: &Verdict, older_than: &DurationArg) -> String {
-    let day = |t: &Timestamp| crate::time::rfc3339(*t)[..10].to_string();
-    match verdict {
-        Verdict::Delete { since, recorded } => {
-            if *recorded {
-                format!(
-                    "retired by iam-keys on {}, unused since, more than {} ago",
-                    day(since),
-                    older_than.text
-                )
-            } else {
-                format!(
-                    "no record here (--unrecorded): Inactive, last created or used on {}, more than {} ago",
-                    day(since),
-                    older_than.text
-                )
-            }
-        }
-        Verdict::Keep(keep) => match keep {
-            Keep::Active => "Active: prune never deletes an Active key".into(),
-            Keep::OtherStatus(s) => format!("its status is {s}, not Inactive"),
-            Keep::HeldLocally(places) => {
-                format!("a profile file still names it: {}", places.join(", "))
-            }
-            Keep::InJournal => {
-                "an interrupted rotation's journal names it: run `iam-keys recover` first".into()
-            }
-            Keep::LastUseUnknown => {
-                "its last use could not be read (GetAccessKeyLastUsed refused), so it cannot be shown unused".into()
-            }
-            Keep::UsedSinceRetired { used, retired } => format!(
-                "used on {} after iam-keys retired it on {}: someone turned it back on; delete it by hand once you know who uses it",
-                day(used),
-                day(retired)
-            ),
-            Keep::TooRecent {
-                since,
-                after,
-                recorded: true,
-            } => format!(
-                "retired by iam-keys on {}, prune after {}",
-                day(since),
-                day(after)
-            ),
-            Keep::TooRecent { since, after, .. } => format!(
-                "no record here; last created or used on {}, prune after {}",
-                day(since),
-                day(after)
-            ),
-            Keep::NoRecord => "no record that iam-keys retired it on this machine (retired on another machine or by hand): \
-                               pass --unrecorded to judge it by its last use"
-                .into(),
-        },
-    }
-}
-
 pub fn run(args: &PruneArgs, settings: &Settings, ui: &Ui) -> Result<Outcome, Error> {
     if !matches!(settings.output, OutputFormat::Text | OutputFormat::Json) {
         return Err(Error::Usage(
@@ -359,7 +302,7 @@ async fn prune_all<C: Connector>(
                 account: facts.identity.account.clone(),
                 status: meta.status.to_string(),
                 action,
-                reason: explain(&verdict, &args.older_than),
+                reason: super::words::prune_verdict(&verdict, &args.older_than),
                 retired_by_iam_keys: recorded.map(|r| crate::time::rfc3339(r.retired)),
                 prune_after,
                 last_used: candidate.last_used.map(crate::time::rfc3339),

@@ -1,8 +1,8 @@
+// Over 500 lines: the command's one story (finish pending, preflight, plan, confirm, execute, report) and its options.
 //! `iam-keys rotate`: preflight every selected key (read-only AWS calls), show the plan,
 //! confirm, then run the rotation protocol for each key, several keys at a time.
 
 use super::OutputFormat;
-use super::advice;
 use super::auth::AuthProfile;
 use super::duration::DurationArg;
 use super::mfa::{MfaArgs, Sessions};
@@ -25,9 +25,7 @@ use crate::rotation::exec::Job;
 use crate::rotation::hooks::Gate;
 use crate::rotation::journal::JournalStore;
 use crate::rotation::plan::{KeyPlan, PlanOptions};
-use crate::rotation::preflight::{
-    AuthCaller, Caller, Preflight, PreflightError, Pruner, Refused, Verdict,
-};
+use crate::rotation::preflight::{AuthCaller, Caller, Preflight, Pruner, Verdict};
 use crate::rotation::{Engine, ExecOptions, KeyOutcome, Step};
 use crate::secret::mask_key_id;
 use crate::settings::Settings;
@@ -435,11 +433,11 @@ async fn rotate<C: Connector>(
                 let prune_older_than = args.prune.then_some(&args.prune_older_than);
                 report.error = Some(ErrorJson::other(
                     "Refused",
-                    refused_words(why, prune_older_than, now),
+                    render::rotate::refused_words(why, prune_older_than, now),
                 ));
             }
             Ok(Verdict::Failed(e)) => {
-                let (message, error) = failure_words(&e, group, auth.as_ref());
+                let (message, error) = render::rotate::failure_words(&e, group, auth.as_ref());
                 report.error =
                     Some(error.unwrap_or_else(|| ErrorJson::other("Preflight", message)));
             }
@@ -615,49 +613,4 @@ fn confirm(args: &RotateArgs, ui: &Ui, question: &str) -> Result<(), Error> {
         question,
         "not rotating without confirmation: there is no terminal to ask on; pass --yes (or look first with --dry-run)",
     )
-}
-
-/// Why a key is not rotated, in words.
-fn refused_words(why: Refused, prune_older_than: Option<&DurationArg>, now: Timestamp) -> String {
-    match why {
-        Refused::Plan { refusal, prune } => match (prune, prune_older_than) {
-            (Some(kept), Some(older_than)) => format!(
-                "{}\n--prune did not delete it: {}",
-                advice::refusal(&refusal, now),
-                super::prune::explain(&kept, older_than)
-            ),
-            _ => advice::refusal(&refusal, now),
-        },
-        Refused::Uncovered(places) => advice::uncovered(&places),
-    }
-}
-
-/// The words of a preflight that failed: `(message, JSON error)`.
-fn failure_words(
-    failure: &PreflightError,
-    group: &KeyGroup,
-    auth: Option<&AuthProfile>,
-) -> (String, Option<ErrorJson>) {
-    match failure {
-        PreflightError::Aws {
-            error,
-            signer,
-            by_auth,
-        } => {
-            let message = match auth {
-                Some(a) if *by_auth => a.explain(error, *signer),
-                _ => advice::explain(
-                    error,
-                    &advice::Context {
-                        profiles: &group.holders,
-                        key_id: &group.key_id,
-                        region: &group.target.region,
-                        signer: *signer,
-                    },
-                ),
-            };
-            (message.clone(), Some(ErrorJson::from_aws(error, message)))
-        }
-        other => (other.to_string(), None),
-    }
 }

@@ -303,6 +303,67 @@ pub fn last_used_text(u: Option<&LastUsed>) -> String {
     }
 }
 
+/// The user-facing reason for a verdict.
+pub fn prune_verdict(
+    verdict: &crate::rotation::prune::Verdict,
+    older_than: &crate::cli::duration::DurationArg,
+) -> String {
+    use crate::rotation::prune::{Keep, Verdict};
+    let day = |t: &jiff::Timestamp| crate::time::rfc3339(*t)[..10].to_string();
+    match verdict {
+        Verdict::Delete { since, recorded } => {
+            if *recorded {
+                format!(
+                    "retired by iam-keys on {}, unused since, more than {} ago",
+                    day(since),
+                    older_than.text
+                )
+            } else {
+                format!(
+                    "no record here (--unrecorded): Inactive, last created or used on {}, more than {} ago",
+                    day(since),
+                    older_than.text
+                )
+            }
+        }
+        Verdict::Keep(keep) => match keep {
+            Keep::Active => "Active: prune never deletes an Active key".into(),
+            Keep::OtherStatus(s) => format!("its status is {s}, not Inactive"),
+            Keep::HeldLocally(places) => {
+                format!("a profile file still names it: {}", places.join(", "))
+            }
+            Keep::InJournal => {
+                "an interrupted rotation's journal names it: run `iam-keys recover` first".into()
+            }
+            Keep::LastUseUnknown => {
+                "its last use could not be read (GetAccessKeyLastUsed refused), so it cannot be shown unused".into()
+            }
+            Keep::UsedSinceRetired { used, retired } => format!(
+                "used on {} after iam-keys retired it on {}: someone turned it back on; delete it by hand once you know who uses it",
+                day(used),
+                day(retired)
+            ),
+            Keep::TooRecent {
+                since,
+                after,
+                recorded: true,
+            } => format!(
+                "retired by iam-keys on {}, prune after {}",
+                day(since),
+                day(after)
+            ),
+            Keep::TooRecent { since, after, .. } => format!(
+                "no record here; last created or used on {}, prune after {}",
+                day(since),
+                day(after)
+            ),
+            Keep::NoRecord => "no record that iam-keys retired it on this machine (retired on another machine or by hand): \
+                               pass --unrecorded to judge it by its last use"
+                .into(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

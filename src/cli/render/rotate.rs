@@ -6,13 +6,16 @@
 use crate::aws::Signer;
 use crate::cli::advice;
 use crate::cli::auth::AuthProfile;
+use crate::cli::duration::DurationArg;
 use crate::cli::render::{self, ErrorJson};
 use crate::inventory::Destination;
 use crate::inventory::KeyGroup;
 use crate::profiles::{KeyEdit, ProfileFiles};
 use crate::rotation::KeyOutcome;
 use crate::rotation::exec::{Cleanup, Failure};
+use crate::rotation::preflight::{PreflightError, Refused};
 use crate::secret::mask_key_id;
+use jiff::Timestamp;
 use serde::Serialize;
 
 /// One key in the `rotate --output json` document.
@@ -368,4 +371,53 @@ pub fn render_results(reports: &[KeyReport], summary: &RotateSummary) -> String 
         summary.rotated, summary.not_due, summary.skipped, summary.failed, summary.partial
     ));
     out
+}
+
+/// Why a key is not rotated, in words.
+pub fn refused_words(
+    why: Refused,
+    prune_older_than: Option<&DurationArg>,
+    now: Timestamp,
+) -> String {
+    match why {
+        Refused::Plan { refusal, prune } => match (prune, prune_older_than) {
+            (Some(kept), Some(older_than)) => format!(
+                "{}\n--prune did not delete it: {}",
+                advice::refusal(&refusal, now),
+                crate::cli::words::prune_verdict(&kept, older_than)
+            ),
+            _ => advice::refusal(&refusal, now),
+        },
+        Refused::Uncovered(places) => advice::uncovered(&places),
+    }
+}
+
+/// The words of a preflight that failed: `(message, JSON error)`.
+pub fn failure_words(
+    failure: &PreflightError,
+    group: &KeyGroup,
+    auth: Option<&AuthProfile>,
+) -> (String, Option<ErrorJson>) {
+    match failure {
+        PreflightError::Aws {
+            error,
+            signer,
+            by_auth,
+        } => {
+            let message = match auth {
+                Some(a) if *by_auth => a.explain(error, *signer),
+                _ => advice::explain(
+                    error,
+                    &advice::Context {
+                        profiles: &group.holders,
+                        key_id: &group.key_id,
+                        region: &group.target.region,
+                        signer: *signer,
+                    },
+                ),
+            };
+            (message.clone(), Some(ErrorJson::from_aws(error, message)))
+        }
+        other => (other.to_string(), None),
+    }
 }

@@ -69,25 +69,25 @@ impl Iam for Busy {
         }
     }
     async fn list_access_keys(&self, _: &str) -> Result<Vec<AccessKeyMeta>, AwsError> {
-        unimplemented!()
+        unreachable!("the limiter tests send only GetCallerIdentity")
     }
     async fn create_access_key(&self, _: &str) -> Result<NewAccessKey, AwsError> {
-        unimplemented!()
+        unreachable!("the limiter tests send only GetCallerIdentity")
     }
     async fn update_access_key(&self, _: &str, _: &str, _: KeyStatus) -> Result<(), AwsError> {
-        unimplemented!()
+        unreachable!("the limiter tests send only GetCallerIdentity")
     }
     async fn delete_access_key(&self, _: &str, _: &str) -> Result<(), AwsError> {
-        unimplemented!()
+        unreachable!("the limiter tests send only GetCallerIdentity")
     }
     async fn access_key_last_used(&self, _: &str) -> Result<LastUsed, AwsError> {
-        unimplemented!()
+        unreachable!("the limiter tests send only GetCallerIdentity")
     }
     async fn list_mfa_devices(&self, _: &str) -> Result<Vec<MfaDevice>, AwsError> {
-        unimplemented!()
+        unreachable!("the limiter tests send only GetCallerIdentity")
     }
     async fn session_token(&self, _: &str, _: &Secret, _: i32) -> Result<Credentials, AwsError> {
-        unimplemented!()
+        unreachable!("the limiter tests send only GetCallerIdentity")
     }
 }
 

@@ -4,7 +4,9 @@
 //! `plist` crate, task XML with `roxmltree`, the units with `systemd-analyze verify` on
 //! Linux), and install/uninstall into a sandboxed home with the scheduler commands recorded.
 
-use super::system::{self, Action, Output, Places, System};
+#[cfg(unix)]
+use super::system::Action;
+use super::system::{self, Output, Places, System};
 use super::*;
 use std::cell::RefCell;
 use std::path::Path;
@@ -37,6 +39,7 @@ fn windows_spec() -> JobSpec {
     }
 }
 
+#[cfg(unix)]
 fn golden(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/schedule")

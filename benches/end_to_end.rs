@@ -48,21 +48,7 @@ fn startup(sandbox: &Sandbox, args: &[&str]) -> Duration {
 }
 
 fn profiles(n: usize, prefix: &str) -> (Sandbox, Vec<(String, String, String)>) {
-    let m = moto();
-    let sandbox = Sandbox::new();
-    let mut text = String::new();
-    let mut users = Vec::new();
-    for i in 0..n {
-        let user = m.unique(prefix);
-        m.create_user(&user);
-        let (id, secret) = m.create_key(&user);
-        text.push_str(&format!(
-            "[p{i}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n\n"
-        ));
-        users.push((format!("p{i}"), user, id));
-    }
-    sandbox.write_credentials(&text);
-    (sandbox, users)
+    support::moto::distinct_profiles(n, prefix)
 }
 
 fn main() {

@@ -9,20 +9,11 @@ use std::time::{Duration, Instant};
 
 /// `n` profiles of distinct users, each with one key: (sandbox, [(user, old key id)]).
 fn distinct(n: usize, prefix: &str) -> (Sandbox, Vec<(String, String)>) {
-    let m = moto();
-    let sandbox = Sandbox::new();
-    let mut text = String::new();
-    let mut users = Vec::new();
-    for i in 0..n {
-        let user = m.unique(prefix);
-        m.create_user(&user);
-        let (id, secret) = m.create_key(&user);
-        text.push_str(&format!(
-            "[p{i}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n\n"
-        ));
-        users.push((user, id));
-    }
-    sandbox.write_credentials(&text);
+    let (sandbox, profiles) = crate::support::moto::distinct_profiles(n, prefix);
+    let users = profiles
+        .into_iter()
+        .map(|(_, user, id)| (user, id))
+        .collect();
     (sandbox, users)
 }
 

@@ -613,3 +613,26 @@ pub fn http_post(
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// `n` profiles `[p0]` … `[pN-1]` in a new sandbox's credentials file, each holding the one
+/// key of its own new moto user: the sandbox and (profile, user, key id) per profile.
+pub fn distinct_profiles(
+    n: usize,
+    prefix: &str,
+) -> (super::cmd::Sandbox, Vec<(String, String, String)>) {
+    let m = moto();
+    let sandbox = super::cmd::Sandbox::new();
+    let mut text = String::new();
+    let mut users = Vec::new();
+    for i in 0..n {
+        let user = m.unique(prefix);
+        m.create_user(&user);
+        let (id, secret) = m.create_key(&user);
+        text.push_str(&format!(
+            "[p{i}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n\n"
+        ));
+        users.push((format!("p{i}"), user, id));
+    }
+    sandbox.write_credentials(&text);
+    (sandbox, users)
+}

@@ -312,31 +312,44 @@ pub async fn identify<C: Iam>(client: &C) -> Result<(CallerIdentity, String), In
     })
 }
 
+/// Whose last use [`inspect_as`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LastUse {
+    /// Every key of the user, the inspected one first (`status`, `prune`).
+    EveryKey,
+    /// Only the user's other keys: a rotation shows and decides nothing by the last use of
+    /// the key it replaces, so it saves that call.
+    OtherKeys,
+}
+
 /// One round of read-only calls for a key: its last use (first, so that these calls are
 /// not what it reports), identity, the user's keys, and the last use of the others. A
 /// last-use lookup that is refused is left out, not fatal.
 pub async fn inspect<C: Iam>(client: &C, key_id: &str) -> Result<KeyFacts, InspectError> {
-    inspect_as(client, client, key_id, None).await
+    inspect_as(client, client, key_id, None, LastUse::EveryKey).await
 }
 
 /// [`inspect`] with the IAM calls made by `iam` (another profile's credentials, or an MFA
 /// session) while the key's owner is found with the key itself (`own`); with `user`, the owner
-/// must be that IAM user.
+/// must be that IAM user; `last_use` says whose last use is read.
 pub async fn inspect_as<C: Iam>(
     own: &C,
     iam: &C,
     key_id: &str,
     user: Option<&str>,
+    last_use: LastUse,
 ) -> Result<KeyFacts, InspectError> {
     let client = iam;
     let mut last_used = BTreeMap::new();
-    match client.access_key_last_used(key_id).await {
-        Ok(used) => {
-            last_used.insert(key_id.to_string(), used);
-        }
-        Err(e) if e.kind.is_auth_failure() => return Err(e.into()),
-        Err(e) => {
-            tracing::debug!(key = %crate::secret::mask_key_id(key_id), error = %e, "last use not available")
+    if last_use == LastUse::EveryKey {
+        match client.access_key_last_used(key_id).await {
+            Ok(used) => {
+                last_used.insert(key_id.to_string(), used);
+            }
+            Err(e) if e.kind.is_auth_failure() => return Err(e.into()),
+            Err(e) => {
+                tracing::debug!(key = %crate::secret::mask_key_id(key_id), error = %e, "last use not available")
+            }
         }
     }
     let (identity, owner) = identify(own).await?;

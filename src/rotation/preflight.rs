@@ -7,7 +7,7 @@
 use super::plan::{self, Decision, KeyPlan, PlanOptions, Refusal};
 use super::prune;
 use crate::aws::{Action, AwsError, Connector, Credentials, KeyStatus, Signer};
-use crate::inventory::{self, Destination, InspectError, KeyGroup};
+use crate::inventory::{self, Destination, InspectError, KeyGroup, LastUse};
 use crate::profiles::scan::Mention;
 use crate::profiles::{ProfileError, ProfileFiles};
 use jiff::Timestamp;
@@ -134,9 +134,13 @@ impl<C: Connector> Preflight<'_, C> {
             }
             Some(AuthCaller { user_name, .. }) => {
                 let own = connector.connect(&group.target);
-                inventory::inspect_as(&own, &client, &group.key_id, user_name).await
+                inventory::inspect_as(&own, &client, &group.key_id, user_name, LastUse::OtherKeys)
+                    .await
             }
-            None => inventory::inspect(&client, &group.key_id).await,
+            None => {
+                inventory::inspect_as(&client, &client, &group.key_id, None, LastUse::OtherKeys)
+                    .await
+            }
         };
         let facts = match inspected {
             Ok(facts) => facts,

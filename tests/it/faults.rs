@@ -18,7 +18,9 @@
 //!
 //! The call rows: GetCallerIdentity is split by signer, since it is both a preflight call
 //! (the old key) and the verification call (the new key); DeleteAccessKey is the retire call
-//! of `rotate --delete` (its make-room use is in the crash matrix).
+//! of `rotate --delete` (its make-room use is in the crash matrix). There is no
+//! GetAccessKeyLastUsed row: rotating a user's only key reads no last use (see
+//! `scale::a_rotation_makes_seven_calls_in_order`).
 
 use crate::invariants::{self, Case, Retired};
 use crate::support::cmd::{Run, Sandbox};
@@ -31,7 +33,6 @@ enum Call {
     /// Preflight, signed with the old key.
     GetCallerIdentityOld,
     ListAccessKeys,
-    GetAccessKeyLastUsed,
     CreateAccessKey,
     /// Verification, signed with the new key.
     GetCallerIdentityNew,
@@ -75,10 +76,9 @@ enum Want {
     PartialRetired,
 }
 
-const CALLS: [Call; 7] = [
+const CALLS: [Call; 6] = [
     Call::GetCallerIdentityOld,
     Call::ListAccessKeys,
-    Call::GetAccessKeyLastUsed,
     Call::CreateAccessKey,
     Call::GetCallerIdentityNew,
     Call::UpdateAccessKey,
@@ -108,7 +108,6 @@ impl Call {
         match self {
             Call::GetCallerIdentityOld | Call::GetCallerIdentityNew => "GetCallerIdentity",
             Call::ListAccessKeys => "ListAccessKeys",
-            Call::GetAccessKeyLastUsed => "GetAccessKeyLastUsed",
             Call::CreateAccessKey => "CreateAccessKey",
             Call::UpdateAccessKey => "UpdateAccessKey",
             Call::DeleteAccessKey => "DeleteAccessKey",
@@ -214,9 +213,6 @@ fn expected(call: Call, kind: Kind, count: Count) -> Want {
         Call::GetCallerIdentityOld | Call::ListAccessKeys | Call::CreateAccessKey => {
             Want::Unchanged
         }
-        // Last use is informational: only an auth failure (the key itself refused) stops.
-        Call::GetAccessKeyLastUsed if kind.transient() => Want::Rotated,
-        Call::GetAccessKeyLastUsed => Want::Unchanged,
         // Verification waits for the new key (auth failures are propagation) within the
         // verify timeout; then the new key is deleted.
         Call::GetCallerIdentityNew if count == Count::Once => Want::Rotated,

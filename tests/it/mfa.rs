@@ -1,7 +1,7 @@
 //! MFA end to end through the recording proxy in front of moto. moto checks no codes and hands
 //! out constant session credentials that it then rejects (see `shared/reference/moto.md`), so
 //! these tests check the request shape: GetSessionToken carried the serial and the code and was
-//! signed with the old key, the IAM calls after it were signed with the session, one code per
+//! signed with the old key, the calls after it (STS and IAM) were signed with the session, one code per
 //! device; and that the refused session changes nothing.
 
 use crate::support::cmd::Sandbox;
@@ -21,13 +21,12 @@ fn sorted_keys(user: &str) -> Vec<(String, String)> {
     keys
 }
 
-/// The requests after the first GetSessionToken that went to IAM.
-fn iam_after_session(requests: &[Recorded]) -> Vec<Recorded> {
+/// The requests after the first GetSessionToken (to STS and IAM alike).
+fn after_session(requests: &[Recorded]) -> Vec<Recorded> {
     requests
         .iter()
         .skip_while(|r| r.action != "GetSessionToken")
         .skip(1)
-        .filter(|r| r.service.as_deref() == Some("iam"))
         .cloned()
         .collect()
 }
@@ -80,12 +79,9 @@ fn a_profile_with_mfa_serial_gets_one_session_and_signs_iam_calls_with_it() {
         "signed with the old key"
     );
     assert!(!gst.has_session_token);
-    let iam = iam_after_session(&requests);
-    assert!(
-        !iam.is_empty(),
-        "IAM calls follow the session: {requests:?}"
-    );
-    for r in &iam {
+    let after = after_session(&requests);
+    assert!(!after.is_empty(), "calls follow the session: {requests:?}");
+    for r in &after {
         assert_eq!(
             r.key_id.as_deref(),
             Some(MOTO_SESSION_KEY),
@@ -181,12 +177,13 @@ fn two_keys_of_one_user_sharing_a_device_need_one_code_and_one_command_run() {
         signer == k1 || signer == k2,
         "signed with one of the old keys"
     );
-    let iam = iam_after_session(&requests);
-    assert!(!iam.is_empty());
+    let after = after_session(&requests);
+    assert!(!after.is_empty());
     assert!(
-        iam.iter()
+        after
+            .iter()
             .all(|r| r.key_id.as_deref() == Some(MOTO_SESSION_KEY) && r.has_session_token),
-        "both keys' IAM calls go through the one session: {iam:?}"
+        "both keys' calls go through the one session: {after:?}"
     );
 
     run.assert_code(1);

@@ -13,6 +13,14 @@
 //! [`LimiterOptions::cap`] (`--concurrency`). A `Throttling` answer halves it (never below
 //! one); the calls that were already in flight when it halved do not halve it again.
 //!
+//! **The pace.** Calls in flight are not calls per second, and IAM's limits are: once a
+//! service throttles, its calls are also paced, at a rate learned from the answers (see
+//! [`pace`]). There is one pace for the run, kept by the calls of every service that has
+//! throttled: services refused alike may share one budget (a proxy's, an account's), and
+//! separate paces would each hand their slack to the other and overshoot it together. A
+//! service that has never throttled (STS, while only IAM is busy) is not slowed. A call
+//! waiting for its turn holds its permit; a run that is never throttled is never paced.
+//!
 //! **Throttling.** A throttled call (except CreateAccessKey, below) gives its permit back,
 //! waits a jittered exponential
 //! backoff ([`LimiterOptions::backoff_initial`] doubling to [`LimiterOptions::backoff_max`],
@@ -41,11 +49,35 @@ use super::{
 };
 use crate::secret::Secret;
 use crate::time::{Clock, RealClock};
+use jiff::Timestamp;
+use pace::Pace;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, Semaphore};
+
+mod pace;
+
+/// The services a call may go to: a service that has never throttled in a run is not paced.
+const SERVICES: usize = 3;
+
+/// Which service answers `action`: IAM (0), STS (1) or Organizations (2).
+fn service(action: Action) -> usize {
+    use super::account::AccountAction as A;
+    match action {
+        Action::GetCallerIdentity | Action::GetSessionToken | Action::Account(A::AssumeRole) => 1,
+        Action::Account(A::ListAccounts) => 2,
+        _ => 0,
+    }
+}
+
+/// The longest a CreateAccessKey waits for its turn (a permit, then the pace) before it is
+/// sent. The rotation records, before each attempt, the window in which that attempt can take
+/// effect (`rotation::exec`), and that window must hold this wait too: an attempt that would
+/// wait longer is not sent, and comes back as `Throttling` (it made nothing), so the rotation
+/// records a new window and tries again.
+pub const CREATE_QUEUE_LIMIT: Duration = Duration::from_secs(20);
 
 /// The default `--concurrency`: the most AWS calls in flight at once. See the README
 /// ("Many keys at once") for the measurement behind it.
@@ -119,6 +151,10 @@ struct State {
     /// Whether IAM has throttled yet (slow start until it does).
     throttled_once: bool,
     rng: u64,
+    /// The pace of the calls to the services that have throttled (see [`pace`]).
+    pace: Pace,
+    /// Which services have throttled in this run: their calls keep the pace.
+    paced: [bool; SERVICES],
     stats: LimiterStats,
 }
 
@@ -127,6 +163,8 @@ pub struct Limiter<K: Clock = RealClock> {
     clock: K,
     options: LimiterOptions,
     semaphore: Semaphore,
+    /// The queue of paced calls: first come, first sent.
+    turn: Mutex<()>,
     state: RefCell<State>,
 }
 
@@ -135,6 +173,9 @@ pub struct Limiter<K: Clock = RealClock> {
 struct Permit<'a, K: Clock> {
     limiter: &'a Limiter<K>,
     generation: u64,
+    /// The service called, and when the call was sent.
+    service: usize,
+    sent: Timestamp,
     released: Cell<bool>,
 }
 
@@ -161,6 +202,7 @@ impl<K: Clock> Limiter<K> {
         Limiter {
             clock,
             semaphore: Semaphore::new(start),
+            turn: Mutex::new(()),
             state: RefCell::new(State {
                 limit: start,
                 in_flight: 0,
@@ -169,6 +211,8 @@ impl<K: Clock> Limiter<K> {
                 generation: 0,
                 throttled_once: false,
                 rng: seed,
+                pace: Pace::default(),
+                paced: [false; SERVICES],
                 stats: LimiterStats {
                     limit: start,
                     min_limit: start,
@@ -192,22 +236,41 @@ impl<K: Clock> Limiter<K> {
         self.state.borrow().stats.clone()
     }
 
-    async fn acquire(&self) -> Permit<'_, K> {
+    /// A permit for a call to `service`, once its turn at that service's pace has come.
+    async fn acquire(&self, service: usize) -> Permit<'_, K> {
         let permit = self
             .semaphore
             .acquire()
             .await
             .expect("the limiter's semaphore is never closed");
         permit.forget();
-        let mut s = self.state.borrow_mut();
-        s.in_flight += 1;
-        s.stats.attempts += 1;
-        s.stats.max_in_flight = s.stats.max_in_flight.max(s.in_flight);
-        Permit {
-            limiter: self,
-            generation: s.generation,
-            released: Cell::new(false),
+        let mut permit = {
+            let mut s = self.state.borrow_mut();
+            s.in_flight += 1;
+            s.stats.attempts += 1;
+            s.stats.max_in_flight = s.stats.max_in_flight.max(s.in_flight);
+            Permit {
+                limiter: self,
+                generation: s.generation,
+                service,
+                sent: self.clock.now(),
+                released: Cell::new(false),
+            }
+        };
+        if self.state.borrow().paced[service] {
+            let _turn = self.turn.lock().await;
+            loop {
+                // Asked again after each sleep: a refusal meanwhile slows the pace at once.
+                let wait = self.state.borrow().pace.wait(self.clock.now());
+                if wait.is_zero() {
+                    break;
+                }
+                self.clock.sleep(wait).await;
+            }
+            permit.sent = self.clock.now();
+            self.state.borrow_mut().pace.sent(permit.sent);
         }
+        permit
     }
 
     fn release(&self) {
@@ -222,6 +285,7 @@ impl<K: Clock> Limiter<K> {
 
     fn on_success(&self) {
         let mut s = self.state.borrow_mut();
+        s.pace.succeeded(self.clock.now());
         s.window += 1;
         let grow = if s.throttled_once {
             s.window >= s.limit
@@ -243,10 +307,15 @@ impl<K: Clock> Limiter<K> {
         }
     }
 
-    fn on_throttle(&self, generation: u64) {
+    fn on_throttle(&self, generation: u64, service: usize, sent: Timestamp) {
         let mut s = self.state.borrow_mut();
         s.stats.throttled += 1;
         s.throttled_once = true;
+        s.paced[service] = true;
+        let in_flight = s.in_flight;
+        if let Some(rate) = s.pace.throttled(sent, self.clock.now(), in_flight) {
+            tracing::debug!(rate, "throttled: calls paced at this many a second");
+        }
         if generation != s.generation {
             return;
         }
@@ -282,18 +351,30 @@ impl<K: Clock> Limiter<K> {
     }
 
     /// One attempt under the bound, never sent again: `Throttling` still lowers the bound,
-    /// and is returned to the caller.
-    pub async fn call_once<T, Fut>(&self, call: Fut) -> Result<T, AwsError>
+    /// and is returned to the caller. An attempt that has not had its turn within `max_wait`
+    /// is not sent at all, and comes back as `Throttling`.
+    pub async fn call_once<T, Fut>(
+        &self,
+        action: Action,
+        max_wait: Duration,
+        call: Fut,
+    ) -> Result<T, AwsError>
     where
         Fut: Future<Output = Result<T, AwsError>>,
     {
-        let permit = self.acquire().await;
+        let permit = tokio::select! {
+            biased;
+            permit = self.acquire(service(action)) => permit,
+            _ = self.clock.sleep(max_wait) => return Err(not_sent(action, max_wait)),
+        };
         let result = call.await;
-        let generation = permit.generation;
+        let (generation, service, sent) = (permit.generation, permit.service, permit.sent);
         drop(permit);
         match &result {
             Ok(_) => self.on_success(),
-            Err(e) if e.kind == ErrorKind::Throttling => self.on_throttle(generation),
+            Err(e) if e.kind == ErrorKind::Throttling => {
+                self.on_throttle(generation, service, sent)
+            }
             Err(_) => {}
         }
         result
@@ -309,13 +390,13 @@ impl<K: Clock> Limiter<K> {
         let first = self.clock.now();
         let mut attempt: u32 = 0;
         loop {
-            let permit = self.acquire().await;
+            let permit = self.acquire(service(action)).await;
             let result = call().await;
-            let generation = permit.generation;
+            let (generation, service, sent) = (permit.generation, permit.service, permit.sent);
             drop(permit);
             match result {
                 Err(error) if error.kind == ErrorKind::Throttling => {
-                    self.on_throttle(generation);
+                    self.on_throttle(generation, service, sent);
                     let spent = self.clock.now().duration_since(first).unsigned_abs();
                     let wait = self.backoff(attempt);
                     attempt += 1;
@@ -339,6 +420,15 @@ impl<K: Clock> Limiter<K> {
             }
         }
     }
+}
+
+/// A call that did not have its turn within `waited`: never sent, so it made nothing.
+fn not_sent(action: Action, waited: Duration) -> AwsError {
+    AwsError::new(action, ErrorKind::Throttling).with_message(format!(
+        "not sent: it had no turn within {}s (the calls before it are paced after IAM's \
+         Throttling); nothing was made",
+        waited.as_secs()
+    ))
 }
 
 /// The throttling error of the last attempt, saying how long the call was tried.
@@ -415,7 +505,11 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
         // Once: the rotation sends it again after `Throttling`, with the journal's window
         // moved first (see the module doc).
         self.limiter
-            .call_once(self.inner.create_access_key(user))
+            .call_once(
+                Action::CreateAccessKey,
+                CREATE_QUEUE_LIMIT,
+                self.inner.create_access_key(user),
+            )
             .await
     }
     async fn update_access_key(

@@ -34,7 +34,7 @@ const CREATE_BUDGET: Duration = Duration::from_secs(60);
 
 /// The latest a rotation's CreateAccessKey can take effect after the rotation started: making
 /// room (a list and a delete, with the SDK's retries), the create attempts and their budget,
-/// one call's timeout, and a margin. A journal whose window says otherwise is not believed.
+/// one call's wait for its turn at the limiter and its timeout, and a margin. A journal whose window says otherwise is not believed.
 const CREATE_WITHIN: Duration = Duration::from_secs(4 * 60);
 
 /// Tunables of the protocol.
@@ -44,7 +44,8 @@ pub struct ExecOptions {
     pub verify_timeout: Duration,
     /// Consecutive successful calls with the new key before it counts as working.
     pub verify_successes: u32,
-    /// Pause between those successful calls (IAM propagates unevenly).
+    /// Time from sending one of those successful calls to sending the next (IAM propagates
+    /// unevenly, so they are spread out).
     pub success_gap: Duration,
     pub backoff_initial: Duration,
     pub backoff_max_step: Duration,
@@ -383,7 +384,12 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             attempt += 1;
             // The window in which this call can take effect is on disk before it is sent.
             let sent = self.clock.now();
-            let until = rfc3339(sent + signed(self.options.create_call_budget));
+            // It may wait for its turn at the limiter first (at most CREATE_QUEUE_LIMIT;
+            // longer, it is not sent and comes back as Throttling).
+            let until = rfc3339(
+                sent + signed(self.options.create_call_budget)
+                    + signed(crate::aws::limiter::CREATE_QUEUE_LIMIT),
+            );
             match &mut journal.create_window {
                 Some(window) => window.to = until,
                 None => {
@@ -661,6 +667,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             if self.cancel.is_set() {
                 return Err(Failure::Interrupted);
             }
+            let sent = self.clock.now();
             let rejection = match client.caller_identity().await {
                 Ok(identity)
                     if identity.account == account
@@ -671,8 +678,11 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                         return Ok(());
                     }
                     self.step(key, Step::Verified);
+                    // The gap runs from this call's sending, so successive calls are sent
+                    // `success_gap` apart whatever IAM's answers take.
+                    let took = self.clock.now().duration_since(sent).unsigned_abs();
                     self.cancel
-                        .sleep(self.clock, self.options.success_gap)
+                        .sleep(self.clock, self.options.success_gap.saturating_sub(took))
                         .await;
                     continue;
                 }

@@ -283,3 +283,38 @@ fn a_dropped_call_gives_its_permit_back() {
     });
     assert_eq!(limiter.state.borrow().in_flight, 0);
 }
+
+/// A CreateAccessKey that has no turn within its wait is not sent: it comes back as
+/// `Throttling` (nothing made), so the rotation can record a new window before it tries again.
+#[test]
+fn a_create_with_no_turn_within_its_wait_is_not_sent() {
+    let limiter = Limiter::with_clock(fake_clock(), LimiterOptions::with_cap(1));
+    let sent = Cell::new(0);
+    let create = || async {
+        sent.set(sent.get() + 1);
+        Ok(())
+    };
+    block_on(async {
+        // The only permit is held by a call that never ends.
+        let stuck = limiter.call(Action::GetCallerIdentity, || {
+            std::future::pending::<Result<(), AwsError>>()
+        });
+        let waiting = limiter.call_once(Action::CreateAccessKey, CREATE_QUEUE_LIMIT, create());
+        tokio::select! {
+            biased;
+            _ = stuck => unreachable!("it never ends"),
+            result = waiting => {
+                let error = result.unwrap_err();
+                assert_eq!(error.kind, ErrorKind::Throttling);
+                assert_eq!(error.action, Action::CreateAccessKey);
+                assert!(error.message.unwrap().contains("not sent"));
+            }
+        }
+        // With a free permit, it is sent at once.
+        limiter
+            .call_once(Action::CreateAccessKey, CREATE_QUEUE_LIMIT, create())
+            .await
+            .unwrap();
+    });
+    assert_eq!(sent.get(), 1, "only the second attempt was sent");
+}

@@ -236,7 +236,8 @@ impl<K: Clock> Limiter<K> {
         self.state.borrow().stats.clone()
     }
 
-    /// A permit for a call to `service`, once its turn at that service's pace has come.
+    /// A permit for a call to `service`, and, once that service has throttled in this run,
+    /// its turn at the pace.
     async fn acquire(&self, service: usize) -> Permit<'_, K> {
         let permit = self
             .semaphore
@@ -382,7 +383,21 @@ impl<K: Clock> Limiter<K> {
 
     /// Make one call under the bound: `call` is invoked once per attempt. Attempts are sent
     /// again only after `Throttling`, while the throttle budget lasts.
-    pub async fn call<T, F, Fut>(&self, action: Action, mut call: F) -> Result<T, AwsError>
+    pub async fn call<T, F, Fut>(&self, action: Action, call: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        self.call_noting(action, None, call).await
+    }
+
+    /// [`Limiter::call`], noting in `sent` when each attempt was sent.
+    async fn call_noting<T, F, Fut>(
+        &self,
+        action: Action,
+        sent: Option<&Cell<Option<Timestamp>>>,
+        mut call: F,
+    ) -> Result<T, AwsError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AwsError>>,
@@ -391,6 +406,9 @@ impl<K: Clock> Limiter<K> {
         let mut attempt: u32 = 0;
         loop {
             let permit = self.acquire(service(action)).await;
+            if let Some(noted) = sent {
+                noted.set(Some(permit.sent));
+            }
             let result = call().await;
             let (generation, service, sent) = (permit.generation, permit.service, permit.sent);
             drop(permit);
@@ -425,8 +443,8 @@ impl<K: Clock> Limiter<K> {
 /// A call that did not have its turn within `waited`: never sent, so it made nothing.
 fn not_sent(action: Action, waited: Duration) -> AwsError {
     AwsError::new(action, ErrorKind::Throttling).with_message(format!(
-        "not sent: it had no turn within {}s (the calls before it are paced after IAM's \
-         Throttling); nothing was made",
+        "not sent: it had no turn within {}s (the calls before it held every slot, or are \
+         paced after IAM's Throttling); nothing was made",
         waited.as_secs()
     ))
 }
@@ -449,11 +467,17 @@ fn gave_up(mut error: AwsError, attempts: u32, spent: Duration) -> AwsError {
 pub struct Limited<I, K: Clock = RealClock> {
     inner: I,
     limiter: Rc<Limiter<K>>,
+    /// When its last GetCallerIdentity was sent (after its turn).
+    identity_sent: Cell<Option<Timestamp>>,
 }
 
 impl<I, K: Clock> Limited<I, K> {
     pub fn new(inner: I, limiter: Rc<Limiter<K>>) -> Self {
-        Limited { inner, limiter }
+        Limited {
+            inner,
+            limiter,
+            identity_sent: Cell::new(None),
+        }
     }
 
     pub fn inner(&self) -> &I {
@@ -491,9 +515,13 @@ impl<C: Connector, K: Clock> Connector for LimitedConnector<'_, C, K> {
 impl<I: Iam, K: Clock> Iam for Limited<I, K> {
     async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
         let i = &self.inner;
+        let sent = Some(&self.identity_sent);
         self.limiter
-            .call(Action::GetCallerIdentity, || i.caller_identity())
+            .call_noting(Action::GetCallerIdentity, sent, || i.caller_identity())
             .await
+    }
+    fn identity_sent_at(&self) -> Option<Timestamp> {
+        self.identity_sent.get()
     }
     async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKeyMeta>, AwsError> {
         let i = &self.inner;

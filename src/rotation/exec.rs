@@ -34,7 +34,8 @@ const CREATE_BUDGET: Duration = Duration::from_secs(60);
 
 /// The latest a rotation's CreateAccessKey can take effect after the rotation started: making
 /// room (a list and a delete, with the SDK's retries), the create attempts and their budget,
-/// one call's wait for its turn at the limiter and its timeout, and a margin. A journal whose window says otherwise is not believed.
+/// one call's wait for its turn at the limiter and its timeout, and a margin. A journal whose
+/// window says otherwise is not believed.
 const CREATE_WITHIN: Duration = Duration::from_secs(4 * 60);
 
 /// Tunables of the protocol.
@@ -667,7 +668,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             if self.cancel.is_set() {
                 return Err(Failure::Interrupted);
             }
-            let sent = self.clock.now();
+            let asked = self.clock.now();
             let rejection = match client.caller_identity().await {
                 Ok(identity)
                     if identity.account == account
@@ -678,8 +679,13 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                         return Ok(());
                     }
                     self.step(key, Step::Verified);
-                    // The gap runs from this call's sending, so successive calls are sent
-                    // `success_gap` apart whatever IAM's answers take.
+                    // The gap runs from this call's sending (after any wait for its turn at
+                    // the limiter), so successive calls are sent `success_gap` apart
+                    // whatever IAM's answers and the limiter's waits take.
+                    let sent = client
+                        .identity_sent_at()
+                        .filter(|t| *t >= asked)
+                        .unwrap_or(asked);
                     let took = self.clock.now().duration_since(sent).unsigned_abs();
                     self.cancel
                         .sleep(self.clock, self.options.success_gap.saturating_sub(took))

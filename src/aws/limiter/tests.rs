@@ -318,3 +318,40 @@ fn a_create_with_no_turn_within_its_wait_is_not_sent() {
     });
     assert_eq!(sent.get(), 1, "only the second attempt was sent");
 }
+
+/// A limited client says when its last GetCallerIdentity left the limiter, not when it was
+/// asked for: the verification spaces its calls by that moment.
+#[test]
+fn a_limited_client_says_when_its_identity_call_was_sent() {
+    let clock = fake_clock();
+    let limiter = Rc::new(Limiter::with_clock(
+        clock.clone(),
+        LimiterOptions::with_cap(4),
+    ));
+    let client = Limited::new(Busy::new(4), limiter.clone());
+    assert_eq!(client.identity_sent_at(), None);
+    block_on(async {
+        // STS refuses once, with nothing else going on: paced at one call a second.
+        let refused = limiter
+            .call_once(Action::GetCallerIdentity, CREATE_QUEUE_LIMIT, async {
+                Err::<(), _>(throttled())
+            })
+            .await;
+        assert_eq!(refused.unwrap_err().kind, ErrorKind::Throttling);
+        let asked = clock.now();
+        client.caller_identity().await.unwrap();
+        assert_eq!(
+            client.identity_sent_at(),
+            Some(asked),
+            "the first goes at once"
+        );
+        client.caller_identity().await.unwrap();
+        let second = client.identity_sent_at().unwrap();
+        // Asked at once, sent at the pace: one a second, which the first success raised to
+        // two (1 + 1/1).
+        assert_eq!(
+            second.duration_since(asked).unsigned_abs(),
+            Duration::from_millis(500)
+        );
+    });
+}

@@ -81,7 +81,7 @@ pub const CREATE_QUEUE_LIMIT: Duration = Duration::from_secs(20);
 
 /// The default `--concurrency`: the most AWS calls in flight at once. See the README
 /// ("Many keys at once") for the measurement behind it.
-pub const DEFAULT_CAP: u16 = 8;
+pub const DEFAULT_CAP: u16 = 16;
 
 /// The tunables of a [`Limiter`].
 #[derive(Clone, Debug, PartialEq, Eq)]

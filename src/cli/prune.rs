@@ -238,29 +238,30 @@ async fn prune_all<C: Connector>(
         };
         let own = connector.connect(&group.target);
         let iam = connector.connect(&iam_target);
-        let facts =
-            match inventory::inspect_as(&own, &iam, &group.key_id, None, LastUse::EveryKey).await {
-                Ok(facts) => facts,
-                Err(e) => {
-                    let message = match &e {
-                        inventory::InspectError::Aws(aws) => super::advice::explain(
-                            aws,
-                            &super::advice::Context {
-                                profiles: &group.holders,
-                                key_id: &group.key_id,
-                                region: &group.target.region,
-                                signer: crate::aws::Signer::OldKey,
-                            },
-                        ),
-                        other => other.to_string(),
-                    };
-                    errors.push(ProfileErrorJson {
-                        profiles: group.holders.clone(),
-                        message,
-                    });
-                    continue;
-                }
-            };
+        let inspected =
+            inventory::inspect_as(&own, &iam, &group.key_id, None, LastUse::EveryKey).await;
+        let facts = match inspected {
+            Ok(facts) => facts,
+            Err(e) => {
+                let message = match &e {
+                    inventory::InspectError::Aws(aws) => super::advice::explain(
+                        aws,
+                        &super::advice::Context {
+                            profiles: &group.holders,
+                            key_id: &group.key_id,
+                            region: &group.target.region,
+                            signer: crate::aws::Signer::OldKey,
+                        },
+                    ),
+                    other => other.to_string(),
+                };
+                errors.push(ProfileErrorJson {
+                    profiles: group.holders.clone(),
+                    message,
+                });
+                continue;
+            }
+        };
         let who = (facts.identity.account.clone(), facts.user.clone());
         if seen_users.contains(&who) {
             continue;

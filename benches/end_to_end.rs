@@ -52,6 +52,13 @@ fn startup(sandbox: &Sandbox, args: &[&str]) -> Duration {
     median(runs)
 }
 
+/// One run of a rotation row: iam-keys' wall time and AWS calls, and the protocol's floor.
+struct Paired {
+    wall: Duration,
+    calls: usize,
+    floor: Duration,
+}
+
 /// How many times each rotation row runs (its median is reported): one run moves by a
 /// tenth of a second with the load on the machine.
 const REPEATS: usize = 3;
@@ -119,14 +126,18 @@ fn main() {
             "profiles", "wall", "per key", "AWS calls / key", "floor"
         );
         for n in [1usize, 10, 50] {
-            let runs: Vec<((Duration, usize), Duration)> = (0..REPEATS)
-                .map(|_| (rotate_all(n, "bench-rot", &[]), protocol_floor(n)))
+            let runs: Vec<Paired> = (0..REPEATS)
+                .map(|_| {
+                    let (wall, calls) = rotate_all(n, "bench-rot", &[]);
+                    let floor = protocol_floor(n);
+                    Paired { wall, calls, floor }
+                })
                 .collect();
-            let wall = median(runs.iter().map(|r| r.0.0).collect());
-            let floor = median(runs.iter().map(|r| r.1).collect());
-            let calls = runs.iter().map(|r| r.0.1).sum::<usize>() as f64 / (REPEATS * n) as f64;
+            let wall = median(runs.iter().map(|r| r.wall).collect());
+            let floor = median(runs.iter().map(|r| r.floor).collect());
+            let calls = runs.iter().map(|r| r.calls).sum::<usize>() as f64 / (REPEATS * n) as f64;
             walls.insert(n, (wall, floor));
-            let every = |f: &dyn Fn(&((Duration, usize), Duration)) -> Duration| {
+            let every = |f: fn(&Paired) -> Duration| {
                 runs.iter()
                     .map(|r| format!("{:.2}", f(r).as_secs_f64()))
                     .collect::<Vec<_>>()
@@ -137,8 +148,8 @@ fn main() {
                 wall.as_secs_f64(),
                 wall.as_secs_f64() / n as f64,
                 floor.as_secs_f64(),
-                every(&|r| r.0.0),
-                every(&|r| r.1)
+                every(|r| r.wall),
+                every(|r| r.floor)
             );
         }
     }

@@ -172,6 +172,14 @@ impl Backoff {
     pub fn expired(&self, now: Timestamp) -> bool {
         now >= self.deadline
     }
+
+    /// Move the end of the budget `by` later (time that must not count against it).
+    pub fn extend(&mut self, by: Duration) {
+        self.deadline = self
+            .deadline
+            .checked_add(signed(by))
+            .unwrap_or(Timestamp::MAX);
+    }
 }
 
 #[cfg(test)]

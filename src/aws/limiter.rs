@@ -24,9 +24,10 @@
 //! **Throttling.** A throttled call (except CreateAccessKey, below) gives its permit back,
 //! waits a jittered exponential
 //! backoff ([`LimiterOptions::backoff_initial`] doubling to [`LimiterOptions::backoff_max`],
-//! half fixed, half random) and is sent again, for as long as
-//! [`LimiterOptions::throttle_budget`] lasts from its first attempt; then it fails with
-//! IAM's `Throttling` error, saying how long it was tried. A `Throttling` refusal made
+//! half fixed, half random) and is sent again, for as long as its attempts and backoffs
+//! stay within [`LimiterOptions::throttle_budget`] (a wait for its turn, behind other calls
+//! or at the pace, is not counted: that is not IAM refusing it); then it fails with IAM's
+//! `Throttling` error, saying how long it was tried. A `Throttling` refusal made
 //! nothing, so every action, even one that is not [safe to retry](Action::retry_safe), may
 //! be sent again after it; CreateAccessKey nonetheless gets one attempt here
 //! ([`Limiter::call_once`]), because the rotation records in its journal, before each
@@ -72,13 +73,6 @@ fn service(action: Action) -> usize {
     }
 }
 
-/// The longest a CreateAccessKey waits for its turn (a permit, then the pace) before it is
-/// sent. The rotation records, before each attempt, the window in which that attempt can take
-/// effect (`rotation::exec`), and that window must hold this wait too: an attempt that would
-/// wait longer is not sent, and comes back as `Throttling` (it made nothing), so the rotation
-/// records a new window and tries again.
-pub const CREATE_QUEUE_LIMIT: Duration = Duration::from_secs(20);
-
 /// The default `--concurrency`: the most AWS calls in flight at once. See the README
 /// ("Many keys at once") for the measurement behind it.
 pub const DEFAULT_CAP: u16 = 16;
@@ -90,7 +84,8 @@ pub struct LimiterOptions {
     pub start: usize,
     /// The most calls in flight, ever (`--concurrency`).
     pub cap: usize,
-    /// How long one call is sent again while IAM answers `Throttling`, from its first attempt.
+    /// How long one call is sent again while IAM answers `Throttling`: its attempts and the
+    /// backoffs between them, not its waits for a turn.
     pub throttle_budget: Duration,
     /// The first wait after a `Throttling` answer.
     pub backoff_initial: Duration,
@@ -352,22 +347,20 @@ impl<K: Clock> Limiter<K> {
     }
 
     /// One attempt under the bound, never sent again: `Throttling` still lowers the bound,
-    /// and is returned to the caller. An attempt that has not had its turn within `max_wait`
-    /// is not sent at all, and comes back as `Throttling`.
-    pub async fn call_once<T, Fut>(
+    /// and is returned to the caller. `before` runs once the attempt has its turn (its permit,
+    /// and its turn at the pace), right before it is sent; if `before` fails, nothing is sent
+    /// and its error is returned.
+    pub async fn call_once<T, E, Fut>(
         &self,
         action: Action,
-        max_wait: Duration,
+        before: impl FnOnce() -> Result<(), E>,
         call: Fut,
-    ) -> Result<T, AwsError>
+    ) -> Result<Result<T, AwsError>, E>
     where
         Fut: Future<Output = Result<T, AwsError>>,
     {
-        let permit = tokio::select! {
-            biased;
-            permit = self.acquire(service(action)) => permit,
-            _ = self.clock.sleep(max_wait) => return Err(not_sent(action, max_wait)),
-        };
+        let permit = self.acquire(service(action)).await;
+        before()?;
         let result = call.await;
         let (generation, service, sent) = (permit.generation, permit.service, permit.sent);
         drop(permit);
@@ -378,7 +371,7 @@ impl<K: Clock> Limiter<K> {
             }
             Err(_) => {}
         }
-        result
+        Ok(result)
     }
 
     /// Make one call under the bound: `call` is invoked once per attempt. Attempts are sent
@@ -402,7 +395,10 @@ impl<K: Clock> Limiter<K> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AwsError>>,
     {
-        let first = self.clock.now();
+        // The time spent throttled: the attempts, from their sending to their refusal, and
+        // the backoffs between them. A wait for a turn (many calls ahead, a slow pace) is not
+        // IAM refusing this call, and does not count against the throttle budget.
+        let mut spent = Duration::ZERO;
         let mut attempt: u32 = 0;
         loop {
             let permit = self.acquire(service(action)).await;
@@ -415,7 +411,7 @@ impl<K: Clock> Limiter<K> {
             match result {
                 Err(error) if error.kind == ErrorKind::Throttling => {
                     self.on_throttle(generation, service, sent);
-                    let spent = self.clock.now().duration_since(first).unsigned_abs();
+                    spent += self.clock.now().duration_since(sent).unsigned_abs();
                     let wait = self.backoff(attempt);
                     attempt += 1;
                     if spent + wait > self.options.throttle_budget {
@@ -429,6 +425,7 @@ impl<K: Clock> Limiter<K> {
                         "throttled; waiting without a permit"
                     );
                     self.clock.sleep(wait).await;
+                    spent += wait;
                 }
                 Ok(value) => {
                     self.on_success();
@@ -438,15 +435,6 @@ impl<K: Clock> Limiter<K> {
             }
         }
     }
-}
-
-/// A call that did not have its turn within `waited`: never sent, so it made nothing.
-fn not_sent(action: Action, waited: Duration) -> AwsError {
-    AwsError::new(action, ErrorKind::Throttling).with_message(format!(
-        "not sent: it had no turn within {}s (the calls before it held every slot, or are \
-         paced after IAM's Throttling); nothing was made",
-        waited.as_secs()
-    ))
 }
 
 /// The throttling error of the last attempt, saying how long the call was tried.
@@ -530,12 +518,23 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
             .await
     }
     async fn create_access_key(&self, user: &str) -> Result<NewAccessKey, AwsError> {
-        // Once: the rotation sends it again after `Throttling`, with the journal's window
-        // moved first (see the module doc).
+        let nothing = || Ok::<(), std::convert::Infallible>(());
+        match self.create_access_key_recorded(user, nothing).await {
+            Ok(result) => result,
+            Err(never) => match never {},
+        }
+    }
+    async fn create_access_key_recorded<E>(
+        &self,
+        user: &str,
+        record: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Result<NewAccessKey, AwsError>, E> {
+        // Once: the rotation sends it again after `Throttling`, recording the next attempt's
+        // window first (see the module doc).
         self.limiter
             .call_once(
                 Action::CreateAccessKey,
-                CREATE_QUEUE_LIMIT,
+                record,
                 self.inner.create_access_key(user),
             )
             .await

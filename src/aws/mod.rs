@@ -83,6 +83,18 @@ pub trait Iam {
     async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKeyMeta>, AwsError>;
     /// IAM CreateAccessKey for `user`. The only place a secret comes from AWS.
     async fn create_access_key(&self, user: &str) -> Result<NewAccessKey, AwsError>;
+    /// [`Iam::create_access_key`], with `record` run once the call may go (for a limited
+    /// client: once it has its slot and its turn at the pace), right before it is sent: what
+    /// `record` writes is on disk before the call can take effect, however long the call
+    /// waited for its turn. If `record` fails, nothing is sent.
+    async fn create_access_key_recorded<E>(
+        &self,
+        user: &str,
+        record: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Result<NewAccessKey, AwsError>, E> {
+        record()?;
+        Ok(self.create_access_key(user).await)
+    }
     /// IAM UpdateAccessKey: set the key Active or Inactive.
     async fn update_access_key(
         &self,

@@ -29,13 +29,14 @@ use std::time::Duration;
 /// CreateAccessKey once, so each attempt's window is in the journal before it is sent).
 const CREATE_ATTEMPTS: u32 = 10;
 
-/// How long those attempts may take in all.
+/// How long those attempts may take in all, not counting their waits for a turn at the
+/// limiter (each attempt's window is recorded when its turn comes).
 const CREATE_BUDGET: Duration = Duration::from_secs(60);
 
-/// The latest a rotation's CreateAccessKey can take effect after the rotation started: making
-/// room (a list and a delete, with the SDK's retries), the create attempts and their budget,
-/// one call's wait for its turn at the limiter and its timeout, and a margin. A journal whose
-/// window says otherwise is not believed.
+/// The latest a rotation's CreateAccessKey is believed to take effect after the rotation
+/// `started` (a journal whose window says otherwise is not believed past it): making room,
+/// the create attempts and their budget, and a margin. An attempt whose turn at the limiter
+/// comes later than that allows moves `started` to its turn (see `Engine::execute`).
 const CREATE_WITHIN: Duration = Duration::from_secs(4 * 60);
 
 /// Tunables of the protocol.
@@ -327,7 +328,8 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
 
         // Intent: nothing changes before the journal is on disk.
         self.step(key, Step::Journal);
-        let started = rfc3339(self.clock.now());
+        let started_at = self.clock.now();
+        let started = rfc3339(started_at);
         let mut journal = self.journal_for(&job, &started);
         if let Err(e) = self.journal.start(&journal) {
             return failed(
@@ -383,36 +385,45 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
         let mut attempt = 0;
         let created = loop {
             attempt += 1;
-            // The window in which this call can take effect is on disk before it is sent.
-            let sent = self.clock.now();
-            // It may wait for its turn at the limiter first (at most CREATE_QUEUE_LIMIT;
-            // longer, it is not sent and comes back as Throttling).
-            let until = rfc3339(
-                sent + signed(self.options.create_call_budget)
-                    + signed(crate::aws::limiter::CREATE_QUEUE_LIMIT),
-            );
-            match &mut journal.create_window {
-                Some(window) => window.to = until,
-                None => {
-                    journal.create_window = Some(Window {
-                        from: rfc3339(sent),
-                        to: until,
-                    })
+            // The window in which this attempt can take effect is on disk before it is sent:
+            // recorded once the call has its turn at the limiter (however long it waited for
+            // it), from that moment to the end of the call's budget. An earlier attempt is
+            // sent again only after a refusal that made nothing, so the window is this
+            // attempt's alone.
+            let asked = self.clock.now();
+            let turn = std::cell::Cell::new(asked);
+            let record = || {
+                let sent = self.clock.now();
+                turn.set(sent);
+                // A window is believed only within CREATE_WITHIN of `started`: after a wait
+                // for the turn that would leave this one (and a minute) outside it, the
+                // rotation counts as started now. Nothing was made before this attempt.
+                let end = sent + signed(self.options.create_call_budget + Duration::from_secs(60));
+                if end > started_at + signed(CREATE_WITHIN) {
+                    journal.started = rfc3339(sent);
                 }
-            }
-            if let Err(e) = self.journal.write(&journal) {
-                // This call is not sent (an earlier one was refused and made nothing).
-                let _ = self.journal.remove(key);
-                return failed(
-                    Step::Create,
-                    Failure::Journal(e),
-                    Cleanup::NothingCreated,
-                    deleted_inactive,
-                );
-            }
-            let error = match iam.create_access_key(&plan.user).await {
-                Ok(created) => break created,
-                Err(error) => error,
+                journal.create_window = Some(Window {
+                    from: rfc3339(sent),
+                    to: rfc3339(sent + signed(self.options.create_call_budget)),
+                });
+                self.journal.write(&journal)
+            };
+            let answer = iam.create_access_key_recorded(&plan.user, record).await;
+            // The wait for the turn is not the attempts' time: it does not spend their budget.
+            create_backoff.extend(turn.get().duration_since(asked).unsigned_abs());
+            let error = match answer {
+                Ok(Ok(created)) => break created,
+                Ok(Err(error)) => error,
+                Err(e) => {
+                    // Not sent (an earlier attempt, if any, was refused and made nothing).
+                    let _ = self.journal.remove(key);
+                    return failed(
+                        Step::Create,
+                        Failure::Journal(e),
+                        Cleanup::NothingCreated,
+                        deleted_inactive,
+                    );
+                }
             };
             let cleanup = if error.kind.may_have_taken_effect() {
                 self.reconcile_lost_create(&iam, &mut journal, true).await
@@ -669,7 +680,16 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 return Err(Failure::Interrupted);
             }
             let asked = self.clock.now();
-            let rejection = match client.caller_identity().await {
+            let answer = client.caller_identity().await;
+            // When the call was sent, after any wait for its turn at the limiter. That wait
+            // is not verification time: with many keys and a slow pace, it would otherwise
+            // use up the verify timeout while the key was never asked.
+            let sent = client
+                .identity_sent_at()
+                .filter(|t| *t >= asked)
+                .unwrap_or(asked);
+            backoff.extend(sent.duration_since(asked).unsigned_abs());
+            let rejection = match answer {
                 Ok(identity)
                     if identity.account == account
                         && identity.user_name().as_deref() == Some(user) =>
@@ -679,13 +699,8 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                         return Ok(());
                     }
                     self.step(key, Step::Verified);
-                    // The gap runs from this call's sending (after any wait for its turn at
-                    // the limiter), so successive calls are sent `success_gap` apart
-                    // whatever IAM's answers and the limiter's waits take.
-                    let sent = client
-                        .identity_sent_at()
-                        .filter(|t| *t >= asked)
-                        .unwrap_or(asked);
+                    // The gap runs from this call's sending, so successive calls are sent
+                    // `success_gap` apart whatever IAM's answers and the limiter's waits take.
                     let took = self.clock.now().duration_since(sent).unsigned_abs();
                     self.cancel
                         .sleep(self.clock, self.options.success_gap.saturating_sub(took))

@@ -399,6 +399,243 @@ fn a_throttled_create_is_sent_again() {
     assert_eq!(world.iam.count(Action::CreateAccessKey), 2);
 }
 
+/// Run one rotation through a limiter with one slot, held first by another call for `hold`
+/// of the fake clock (a second at a time, letting the rotation run in between): the
+/// rotation's CreateAccessKey waits that long for its turn.
+fn rotate_behind_a_busy_slot(world: &World, plan: &KeyPlan, hold: Duration) -> KeyOutcome {
+    use crate::aws::limiter::{LimitedConnector, Limiter, LimiterOptions};
+    use crate::time::Clock;
+    let fake = FakeConnector::new(&world.iam);
+    let limiter = std::rc::Rc::new(Limiter::with_clock(
+        world.clock.clone(),
+        LimiterOptions::with_cap(1),
+    ));
+    let connector = LimitedConnector::new(&fake, limiter.clone());
+    let files = world.files();
+    let journal = world.journal();
+    let options = ExecOptions::default();
+    let cancel = Cancel::default();
+    let progress = |_: &str, _: Step| {};
+    let engine = Engine {
+        connector: &connector,
+        clock: &world.clock,
+        files: &files,
+        journal: &journal,
+        options: &options,
+        cancel: &cancel,
+        progress: &progress,
+        gates: &world.gates,
+    };
+    let target = world.target();
+    let holders = vec!["dev".to_string()];
+    let busy = limiter.call(Action::ListAccessKeys, || async {
+        for _ in 0..hold.as_secs() {
+            world.clock.sleep(Duration::from_secs(1)).await;
+            tokio::task::yield_now().await;
+        }
+        Ok::<(), crate::aws::AwsError>(())
+    });
+    let rotation = engine.execute(Job {
+        plan,
+        target: &target,
+        holders: &holders,
+        session: None,
+        mfa_serial: None,
+        destination: &Destination::Holders,
+        auth_profile: None,
+        gates: &world.gate_list,
+    });
+    let (busy, outcome) = block_on(async { tokio::join!(busy, rotation) });
+    busy.unwrap();
+    outcome
+}
+
+/// A CreateAccessKey that waits long for its turn at the limiter (90 s, behind a call that
+/// holds the only slot) is sent once when its turn comes, and the rotation finishes: its
+/// window is recorded at that moment, so no wait can make the recorded window stale.
+#[test]
+fn a_create_that_waits_long_for_its_turn_is_sent_once_and_the_rotation_finishes() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    let started = world.clock_now();
+    let outcome = rotate_behind_a_busy_slot(&world, &plan, Duration::from_secs(90));
+    assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+    assert_eq!(world.iam.count(Action::CreateAccessKey), 1, "sent once");
+    assert!(
+        world.clock.elapsed_since(started) >= Duration::from_secs(90),
+        "it waited for its turn"
+    );
+}
+
+/// A create whose turn came ten minutes after the rotation started, and whose answer was lost
+/// after it took effect: the key it made is still found by its window (the rotation counts
+/// as started at that turn) and deleted; only the old key is left.
+#[test]
+fn a_lost_create_answer_after_a_long_wait_for_its_turn_leaves_no_orphan() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::CreateAccessKey,
+        Fault::once(ErrorKind::ServiceUnavailable).after_effect(),
+    );
+    let outcome = rotate_behind_a_busy_slot(&world, &plan, Duration::from_secs(600));
+    assert!(
+        matches!(
+            &outcome,
+            KeyOutcome::Failed {
+                step: Step::Create,
+                cleanup: Cleanup::LostKeyDeleted(_),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let keys = world.iam.keys(&world.user);
+    assert_eq!(keys.len(), 1, "only the old key is left: {keys:?}");
+    assert_eq!(keys[0].id, world.old_id);
+    assert!(world.journal().readable().is_empty());
+}
+
+/// Clients whose GetCallerIdentity waits `queue` of the fake clock before it is sent, as a
+/// call waits for its turn behind a busy limiter, and say when it was sent.
+struct Queued {
+    inner: FakeConnector,
+    clock: FakeClock,
+    queue: Duration,
+}
+
+struct QueuedClient {
+    inner: crate::aws::fake::FakeClient,
+    clock: FakeClock,
+    queue: Duration,
+    sent: std::cell::Cell<Option<Timestamp>>,
+}
+
+impl Connector for Queued {
+    type Client = QueuedClient;
+    fn connect(&self, target: &Target) -> QueuedClient {
+        QueuedClient {
+            inner: self.inner.connect(target),
+            clock: self.clock.clone(),
+            queue: self.queue,
+            sent: std::cell::Cell::new(None),
+        }
+    }
+}
+
+impl crate::aws::Iam for QueuedClient {
+    async fn caller_identity(&self) -> Result<crate::aws::CallerIdentity, crate::aws::AwsError> {
+        use crate::time::Clock;
+        self.clock.sleep(self.queue).await;
+        self.sent.set(Some(self.clock.now()));
+        self.inner.caller_identity().await
+    }
+    fn identity_sent_at(&self) -> Option<Timestamp> {
+        self.sent.get()
+    }
+    async fn list_access_keys(
+        &self,
+        user: &str,
+    ) -> Result<Vec<crate::aws::AccessKeyMeta>, crate::aws::AwsError> {
+        self.inner.list_access_keys(user).await
+    }
+    async fn create_access_key(
+        &self,
+        user: &str,
+    ) -> Result<crate::aws::NewAccessKey, crate::aws::AwsError> {
+        self.inner.create_access_key(user).await
+    }
+    async fn update_access_key(
+        &self,
+        user: &str,
+        key_id: &str,
+        status: KeyStatus,
+    ) -> Result<(), crate::aws::AwsError> {
+        self.inner.update_access_key(user, key_id, status).await
+    }
+    async fn delete_access_key(
+        &self,
+        user: &str,
+        key_id: &str,
+    ) -> Result<(), crate::aws::AwsError> {
+        self.inner.delete_access_key(user, key_id).await
+    }
+    async fn access_key_last_used(
+        &self,
+        key_id: &str,
+    ) -> Result<crate::aws::LastUsed, crate::aws::AwsError> {
+        self.inner.access_key_last_used(key_id).await
+    }
+    async fn list_mfa_devices(
+        &self,
+        user: &str,
+    ) -> Result<Vec<crate::aws::MfaDevice>, crate::aws::AwsError> {
+        self.inner.list_mfa_devices(user).await
+    }
+    async fn session_token(
+        &self,
+        mfa_serial: &str,
+        code: &Secret,
+        duration_seconds: i32,
+    ) -> Result<Credentials, crate::aws::AwsError> {
+        self.inner
+            .session_token(mfa_serial, code, duration_seconds)
+            .await
+    }
+}
+
+/// Time a verification call spends waiting for its turn at the limiter is not verification
+/// time: a new key refused twice while it propagates, each call waiting 40 s for its turn
+/// (many keys, a slow pace), is still verified, though 80 s pass before its second answer
+/// and the verify timeout is 60 s.
+#[test]
+fn waiting_for_a_turn_does_not_count_against_the_verify_timeout() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.propagation_delay(2);
+    let connector = Queued {
+        inner: FakeConnector::new(&world.iam),
+        clock: world.clock.clone(),
+        queue: Duration::from_secs(40),
+    };
+    let files = world.files();
+    let journal = world.journal();
+    let options = ExecOptions::default();
+    assert_eq!(options.verify_timeout, Duration::from_secs(60));
+    let cancel = Cancel::default();
+    let steps = RefCell::new(Vec::new());
+    let progress = |_: &str, s: Step| steps.borrow_mut().push(s);
+    let engine = Engine {
+        connector: &connector,
+        clock: &world.clock,
+        files: &files,
+        journal: &journal,
+        options: &options,
+        cancel: &cancel,
+        progress: &progress,
+        gates: &world.gates,
+    };
+    let target = world.target();
+    let holders = vec!["dev".to_string()];
+    let outcome = block_on(engine.execute(Job {
+        plan: &plan,
+        target: &target,
+        holders: &holders,
+        session: None,
+        mfa_serial: None,
+        destination: &Destination::Holders,
+        auth_profile: None,
+        gates: &world.gate_list,
+    }));
+    assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+    let waits = steps
+        .borrow()
+        .iter()
+        .filter(|s| **s == Step::WaitForIam)
+        .count();
+    assert_eq!(waits, 2, "refused twice while it propagated");
+}
+
 /// The same with a 503 after the effect: one call, the lost key deleted, nothing left.
 #[test]
 fn a_create_answer_lost_after_a_server_error_leaves_only_the_old_key() {

@@ -167,12 +167,15 @@ fn a_call_throttled_past_its_budget_fails_saying_how_long_it_was_tried() {
     let text = error.to_string();
     assert!(text.contains("still throttled after"), "{text}");
     assert!(text.contains("--concurrency"), "{text}");
-    assert!(clock.elapsed_since(start) <= Duration::from_secs(10));
+    let stats = limiter.stats();
+    // Its attempts and backoffs took at most the budget; the turns at the pace (one call a
+    // second once refused) come on top.
+    let turns = Duration::from_secs(stats.attempts as u64);
+    assert!(clock.elapsed_since(start) <= Duration::from_secs(10) + turns);
     assert!(
         clock.elapsed_since(start) >= Duration::from_secs(4),
         "it kept trying"
     );
-    let stats = limiter.stats();
     assert_eq!(stats.gave_up, 1);
     assert!(stats.attempts >= 4, "{stats:?}");
     assert_eq!(stats.limit, 1);
@@ -284,39 +287,90 @@ fn a_dropped_call_gives_its_permit_back() {
     assert_eq!(limiter.state.borrow().in_flight, 0);
 }
 
-/// A CreateAccessKey that has no turn within its wait is not sent: it comes back as
-/// `Throttling` (nothing made), so the rotation can record a new window before it tries again.
+/// A CreateAccessKey waits for its turn as long as it takes, and records its window only
+/// then: `record` runs once the call has its permit, right before it is sent, so the window
+/// on disk starts after the wait, and nothing is sent when `record` fails.
 #[test]
-fn a_create_with_no_turn_within_its_wait_is_not_sent() {
-    let limiter = Limiter::with_clock(fake_clock(), LimiterOptions::with_cap(1));
+fn a_create_records_its_window_when_its_turn_comes_and_only_then_is_sent() {
+    let clock = fake_clock();
+    let limiter = Limiter::with_clock(clock.clone(), LimiterOptions::with_cap(1));
     let sent = Cell::new(0);
+    let recorded = Cell::new(None);
     let create = || async {
         sent.set(sent.get() + 1);
         Ok(())
     };
+    let start = clock.now();
     block_on(async {
-        // The only permit is held by a call that never ends.
-        let stuck = limiter.call(Action::GetCallerIdentity, || {
-            std::future::pending::<Result<(), AwsError>>()
+        // The only permit is held for 90 s by another call.
+        let busy = limiter.call(Action::GetCallerIdentity, || async {
+            clock.sleep(Duration::from_secs(90)).await;
+            Ok::<(), AwsError>(())
         });
-        let waiting = limiter.call_once(Action::CreateAccessKey, CREATE_QUEUE_LIMIT, create());
-        tokio::select! {
-            biased;
-            _ = stuck => unreachable!("it never ends"),
-            result = waiting => {
-                let error = result.unwrap_err();
-                assert_eq!(error.kind, ErrorKind::Throttling);
-                assert_eq!(error.action, Action::CreateAccessKey);
-                assert!(error.message.unwrap().contains("not sent"));
-            }
-        }
-        // With a free permit, it is sent at once.
-        limiter
-            .call_once(Action::CreateAccessKey, CREATE_QUEUE_LIMIT, create())
-            .await
-            .unwrap();
+        let record = || {
+            recorded.set(Some(clock.now()));
+            assert_eq!(sent.get(), 0, "recorded before it is sent");
+            Ok::<(), &str>(())
+        };
+        let waiting = limiter.call_once(Action::CreateAccessKey, record, create());
+        let (busy, created) = tokio::join!(busy, waiting);
+        busy.unwrap();
+        created.unwrap().unwrap();
     });
-    assert_eq!(sent.get(), 1, "only the second attempt was sent");
+    assert_eq!(sent.get(), 1, "sent once, however long it waited");
+    assert_eq!(
+        recorded
+            .get()
+            .map(|t| t.duration_since(start).unsigned_abs()),
+        Some(Duration::from_secs(90)),
+        "its window starts when its turn came"
+    );
+
+    // A record that fails: the call is not sent, and the permit is free again.
+    let refused =
+        block_on(limiter.call_once(Action::CreateAccessKey, || Err("disk full"), create()));
+    assert_eq!(refused.unwrap_err(), "disk full");
+    assert_eq!(sent.get(), 1, "not sent");
+    block_on(limiter.call(Action::GetCallerIdentity, || async {
+        Ok::<(), AwsError>(())
+    }))
+    .unwrap();
+}
+
+/// The throttle budget counts the time a call is refused (its attempts and backoffs), not
+/// its waits for a turn: a call that waited longer than the whole budget for its first turn
+/// is still sent again after a `Throttling` answer.
+#[test]
+fn waiting_for_the_first_turn_does_not_spend_the_throttle_budget() {
+    let clock = fake_clock();
+    let options = LimiterOptions {
+        throttle_budget: Duration::from_secs(10),
+        ..LimiterOptions::with_cap(1)
+    };
+    let limiter = Limiter::with_clock(clock.clone(), options);
+    let attempts = Cell::new(0);
+    block_on(async {
+        // The only permit is held for 60 s, a second at a time.
+        let busy = limiter.call(Action::GetCallerIdentity, || async {
+            for _ in 0..60 {
+                clock.sleep(Duration::from_secs(1)).await;
+                tokio::task::yield_now().await;
+            }
+            Ok::<(), AwsError>(())
+        });
+        let waiting = limiter.call(Action::ListAccessKeys, || async {
+            attempts.set(attempts.get() + 1);
+            if attempts.get() == 1 {
+                Err(throttled())
+            } else {
+                Ok(())
+            }
+        });
+        let (busy, waiting) = tokio::join!(busy, waiting);
+        busy.unwrap();
+        waiting.unwrap();
+    });
+    assert_eq!(attempts.get(), 2, "sent again after its Throttling");
 }
 
 /// A limited client says when its last GetCallerIdentity left the limiter, not when it was
@@ -333,11 +387,11 @@ fn a_limited_client_says_when_its_identity_call_was_sent() {
     block_on(async {
         // STS refuses once, with nothing else going on: paced at one call a second.
         let refused = limiter
-            .call_once(Action::GetCallerIdentity, CREATE_QUEUE_LIMIT, async {
+            .call_once(Action::GetCallerIdentity, || Ok::<(), ()>(()), async {
                 Err::<(), _>(throttled())
             })
             .await;
-        assert_eq!(refused.unwrap_err().kind, ErrorKind::Throttling);
+        assert_eq!(refused.unwrap().unwrap_err().kind, ErrorKind::Throttling);
         let asked = clock.now();
         client.caller_identity().await.unwrap();
         assert_eq!(
@@ -348,10 +402,10 @@ fn a_limited_client_says_when_its_identity_call_was_sent() {
         client.caller_identity().await.unwrap();
         let second = client.identity_sent_at().unwrap();
         // Asked at once, sent at the pace: one a second, which the first success raised to
-        // two (1 + 1/1).
+        // 1.05 (see `pace`).
         assert_eq!(
             second.duration_since(asked).unsigned_abs(),
-            Duration::from_millis(500)
+            Duration::from_secs_f64(1.0 / 1.05)
         );
     });
 }

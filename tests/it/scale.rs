@@ -226,3 +226,30 @@ fn throttled_past_the_timeout_fails_saying_how_long_it_tried() {
     assert_eq!(sandbox.read_credentials(), before);
     assert_eq!(moto().list_keys(&users[0].0).len(), 1);
 }
+
+/// Many keys against a slow limit (the proxy refuses calls beyond 2 a second): every rotation
+/// finishes, however long its calls wait for their turn (a wait for a turn spends no budget),
+/// and most calls are let through: the pace comes down from the first refusal's estimate (the
+/// last second's successes and the calls in flight, here far above 2) within seconds and then
+/// grows by a twentieth a second.
+#[test]
+fn many_keys_at_a_slow_limit_all_rotate() {
+    let (sandbox, users) = distinct(10, "scale-slow");
+    let proxy = FaultProxy::start(&moto().endpoint);
+    let rule = proxy.add_rule(Rule::throttle_above("*", 2));
+    let run = sandbox
+        .cmd(&["rotate", "--all", "--yes"])
+        .endpoint(&proxy.endpoint)
+        .timeout(Duration::from_secs(300))
+        .run();
+    run.assert_code(0);
+    run.assert_stdout_contains("10 rotated, 0 not due, 0 skipped, 0 failed, 0 partial");
+    let refused = proxy.fired(rule) as usize;
+    let let_through = proxy.requests().len() - refused;
+    assert!(refused > 0, "IAM did throttle");
+    assert!(
+        refused < let_through,
+        "{refused} refused for {let_through} let through"
+    );
+    assert_all_rotated(&sandbox, &users);
+}

@@ -16,7 +16,8 @@ pub struct LimitArgs {
     /// The most AWS calls in flight at once; fewer while IAM answers `Throttling`
     #[arg(long, default_value_t = DEFAULT_CAP, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-    /// How long one call is sent again while IAM answers `Throttling`, before it fails
+    /// How long one call is sent again while IAM answers `Throttling` (its attempts and
+    /// backoffs; a wait for its turn does not count), before it fails
     #[arg(long, value_name = "DURATION", default_value = "2m")]
     pub throttle_timeout: DurationArg,
 }

@@ -19,7 +19,7 @@ use crate::profiles::scan::Mention;
 use crate::profiles::{FileKind, KeyEdit, ProfileError, ProfileFiles, SaveOptions, SaveReport};
 use crate::secret::{Secret, mask_key_id};
 use crate::time::{Backoff, Cancel, Clock, rfc3339, signed};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -391,7 +391,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             // sent again only after a refusal that made nothing, so the window is this
             // attempt's alone.
             let asked = self.clock.now();
-            let turn = std::cell::Cell::new(asked);
+            let turn = Cell::new(asked);
             let record = || {
                 let sent = self.clock.now();
                 turn.set(sent);

@@ -160,32 +160,61 @@ fn execute(
     session: Option<&Credentials>,
     destination: &Destination,
 ) -> (KeyOutcome, Vec<Step>) {
-    let connector = FakeConnector::new(&world.iam);
+    let run = Run {
+        files,
+        plan,
+        options,
+        cancel,
+        session,
+        destination,
+    };
+    execute_through(world, &FakeConnector::new(&world.iam), run, async {})
+}
+
+/// What one rotation of the world's `dev` key runs on.
+struct Run<'a> {
+    files: &'a RefCell<ProfileFiles>,
+    plan: &'a KeyPlan,
+    options: &'a ExecOptions,
+    cancel: &'a Cancel,
+    session: Option<&'a Credentials>,
+    destination: &'a Destination,
+}
+
+/// [`execute`] through any connector, with `beside` running at the same time (a call that
+/// holds a limiter's slot, for instance).
+fn execute_through<C: Connector>(
+    world: &World,
+    connector: &C,
+    run: Run<'_>,
+    beside: impl std::future::Future<Output = ()>,
+) -> (KeyOutcome, Vec<Step>) {
     let journal = world.journal();
     let steps = RefCell::new(Vec::new());
     let progress = |_: &str, s: Step| steps.borrow_mut().push(s);
     let engine = Engine {
-        connector: &connector,
+        connector,
         clock: &world.clock,
-        files,
+        files: run.files,
         journal: &journal,
-        options,
-        cancel,
+        options: run.options,
+        cancel: run.cancel,
         progress: &progress,
         gates: &world.gates,
     };
     let target = world.target();
     let holders = vec!["dev".to_string()];
-    let outcome = block_on(engine.execute(Job {
-        plan,
+    let rotation = engine.execute(Job {
+        plan: run.plan,
         target: &target,
         holders: &holders,
-        session,
-        mfa_serial: session.map(|_| "arn:aws:iam::123456789012:mfa/alice"),
-        destination,
+        session: run.session,
+        mfa_serial: run.session.map(|_| "arn:aws:iam::123456789012:mfa/alice"),
+        destination: run.destination,
         auth_profile: None,
         gates: &world.gate_list,
-    }));
+    });
+    let ((), outcome) = block_on(async { tokio::join!(beside, rotation) });
     (outcome, steps.into_inner())
 }
 
@@ -410,44 +439,28 @@ fn rotate_behind_a_busy_slot(world: &World, plan: &KeyPlan, hold: Duration) -> K
         world.clock.clone(),
         LimiterOptions::with_cap(1),
     ));
-    let connector = LimitedConnector::new(&fake, limiter.clone());
-    let files = world.files();
-    let journal = world.journal();
-    let options = ExecOptions::default();
-    let cancel = Cancel::default();
-    let progress = |_: &str, _: Step| {};
-    let engine = Engine {
-        connector: &connector,
-        clock: &world.clock,
-        files: &files,
-        journal: &journal,
-        options: &options,
-        cancel: &cancel,
-        progress: &progress,
-        gates: &world.gates,
+    let busy = async {
+        limiter
+            .call(Action::ListAccessKeys, || async {
+                for _ in 0..hold.as_secs() {
+                    world.clock.sleep(Duration::from_secs(1)).await;
+                    tokio::task::yield_now().await;
+                }
+                Ok::<(), crate::aws::AwsError>(())
+            })
+            .await
+            .unwrap()
     };
-    let target = world.target();
-    let holders = vec!["dev".to_string()];
-    let busy = limiter.call(Action::ListAccessKeys, || async {
-        for _ in 0..hold.as_secs() {
-            world.clock.sleep(Duration::from_secs(1)).await;
-            tokio::task::yield_now().await;
-        }
-        Ok::<(), crate::aws::AwsError>(())
-    });
-    let rotation = engine.execute(Job {
+    let run = Run {
+        files: &world.files(),
         plan,
-        target: &target,
-        holders: &holders,
+        options: &ExecOptions::default(),
+        cancel: &Cancel::default(),
         session: None,
-        mfa_serial: None,
         destination: &Destination::Holders,
-        auth_profile: None,
-        gates: &world.gate_list,
-    });
-    let (busy, outcome) = block_on(async { tokio::join!(busy, rotation) });
-    busy.unwrap();
-    outcome
+    };
+    let connector = LimitedConnector::new(&fake, limiter.clone());
+    execute_through(world, &connector, run, busy).0
 }
 
 /// A CreateAccessKey that waits long for its turn at the limiter (90 s, behind a call that
@@ -598,41 +611,19 @@ fn waiting_for_a_turn_does_not_count_against_the_verify_timeout() {
         clock: world.clock.clone(),
         queue: Duration::from_secs(40),
     };
-    let files = world.files();
-    let journal = world.journal();
     let options = ExecOptions::default();
     assert_eq!(options.verify_timeout, Duration::from_secs(60));
-    let cancel = Cancel::default();
-    let steps = RefCell::new(Vec::new());
-    let progress = |_: &str, s: Step| steps.borrow_mut().push(s);
-    let engine = Engine {
-        connector: &connector,
-        clock: &world.clock,
-        files: &files,
-        journal: &journal,
-        options: &options,
-        cancel: &cancel,
-        progress: &progress,
-        gates: &world.gates,
-    };
-    let target = world.target();
-    let holders = vec!["dev".to_string()];
-    let outcome = block_on(engine.execute(Job {
+    let run = Run {
+        files: &world.files(),
         plan: &plan,
-        target: &target,
-        holders: &holders,
+        options: &options,
+        cancel: &Cancel::default(),
         session: None,
-        mfa_serial: None,
         destination: &Destination::Holders,
-        auth_profile: None,
-        gates: &world.gate_list,
-    }));
+    };
+    let (outcome, steps) = execute_through(&world, &connector, run, async {});
     assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
-    let waits = steps
-        .borrow()
-        .iter()
-        .filter(|s| **s == Step::WaitForIam)
-        .count();
+    let waits = steps.iter().filter(|s| **s == Step::WaitForIam).count();
     assert_eq!(waits, 2, "refused twice while it propagated");
 }
 

@@ -428,6 +428,22 @@ fn a_throttled_create_is_sent_again() {
     assert_eq!(world.iam.count(Action::CreateAccessKey), 2);
 }
 
+/// The same with a 503 after the effect: one call, the lost key deleted, nothing left.
+#[test]
+fn a_create_answer_lost_after_a_server_error_leaves_only_the_old_key() {
+    let world = World::simple();
+    let before = world.credentials_text();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::CreateAccessKey,
+        Fault::always(ErrorKind::ServiceUnavailable).after_effect(),
+    );
+    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
+    assert_lost_key_deleted(&world, &outcome);
+    assert_eq!(world.iam.count(Action::CreateAccessKey), 1, "never re-sent");
+    assert_eq!(world.credentials_text(), before);
+}
+
 /// Run one rotation through a limiter with one slot, held first by another call for `hold`
 /// of the fake clock (a second at a time, letting the rotation run in between): the
 /// rotation's CreateAccessKey waits that long for its turn.
@@ -633,22 +649,6 @@ fn waiting_for_a_turn_does_not_count_against_the_verify_timeout() {
     assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
     let waits = steps.iter().filter(|s| **s == Step::WaitForIam).count();
     assert_eq!(waits, 2, "refused twice while it propagated");
-}
-
-/// The same with a 503 after the effect: one call, the lost key deleted, nothing left.
-#[test]
-fn a_create_answer_lost_after_a_server_error_leaves_only_the_old_key() {
-    let world = World::simple();
-    let before = world.credentials_text();
-    let plan = world.plan(PlanOptions::default());
-    world.iam.fail(
-        Action::CreateAccessKey,
-        Fault::always(ErrorKind::ServiceUnavailable).after_effect(),
-    );
-    let (outcome, _) = rotate(&world, &plan, &ExecOptions::default(), &Cancel::default());
-    assert_lost_key_deleted(&world, &outcome);
-    assert_eq!(world.iam.count(Action::CreateAccessKey), 1, "never re-sent");
-    assert_eq!(world.credentials_text(), before);
 }
 
 #[test]

@@ -353,14 +353,14 @@ impl<K: Clock> Limiter<K> {
     pub async fn call_once<T, E, Fut>(
         &self,
         action: Action,
-        before: impl FnOnce() -> Result<(), E>,
+        before: impl AsyncFnOnce() -> Result<(), E>,
         call: Fut,
     ) -> Result<Result<T, AwsError>, E>
     where
         Fut: Future<Output = Result<T, AwsError>>,
     {
         let permit = self.acquire(service(action)).await;
-        before()?;
+        before().await?;
         let result = call.await;
         let (generation, service, sent) = (permit.generation, permit.service, permit.sent);
         drop(permit);
@@ -518,7 +518,7 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
             .await
     }
     async fn create_access_key(&self, user: &str) -> Result<NewAccessKey, AwsError> {
-        let nothing = || Ok::<(), std::convert::Infallible>(());
+        let nothing = async || Ok::<(), std::convert::Infallible>(());
         match self.create_access_key_recorded(user, nothing).await {
             Ok(result) => result,
             Err(never) => match never {},
@@ -527,7 +527,7 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
     async fn create_access_key_recorded<E>(
         &self,
         user: &str,
-        record: impl FnOnce() -> Result<(), E>,
+        record: impl AsyncFnOnce() -> Result<(), E>,
     ) -> Result<Result<NewAccessKey, AwsError>, E> {
         // Once: the rotation sends it again after `Throttling`, recording the next attempt's
         // window first (see the module doc).

@@ -90,9 +90,9 @@ pub trait Iam {
     async fn create_access_key_recorded<E>(
         &self,
         user: &str,
-        record: impl FnOnce() -> Result<(), E>,
+        record: impl AsyncFnOnce() -> Result<(), E>,
     ) -> Result<Result<NewAccessKey, AwsError>, E> {
-        record()?;
+        record().await?;
         Ok(self.create_access_key(user).await)
     }
     /// IAM UpdateAccessKey: set the key Active or Inactive.

@@ -307,7 +307,7 @@ fn a_create_records_its_window_when_its_turn_comes_and_only_then_is_sent() {
             clock.sleep(Duration::from_secs(90)).await;
             Ok::<(), AwsError>(())
         });
-        let record = || {
+        let record = async || {
             recorded.set(Some(clock.now()));
             assert_eq!(sent.get(), 0, "recorded before it is sent");
             Ok::<(), &str>(())
@@ -328,7 +328,7 @@ fn a_create_records_its_window_when_its_turn_comes_and_only_then_is_sent() {
 
     // A record that fails: the call is not sent, and the permit is free again.
     let refused =
-        block_on(limiter.call_once(Action::CreateAccessKey, || Err("disk full"), create()));
+        block_on(limiter.call_once(Action::CreateAccessKey, async || Err("disk full"), create()));
     assert_eq!(refused.unwrap_err(), "disk full");
     assert_eq!(sent.get(), 1, "not sent");
     block_on(limiter.call(Action::GetCallerIdentity, || async {
@@ -387,9 +387,11 @@ fn a_limited_client_says_when_its_identity_call_was_sent() {
     block_on(async {
         // STS refuses once, with nothing else going on: paced at one call a second.
         let refused = limiter
-            .call_once(Action::GetCallerIdentity, || Ok::<(), ()>(()), async {
-                Err::<(), _>(throttled())
-            })
+            .call_once(
+                Action::GetCallerIdentity,
+                async || Ok::<(), ()>(()),
+                async { Err::<(), _>(throttled()) },
+            )
             .await;
         assert_eq!(refused.unwrap().unwrap_err().kind, ErrorKind::Throttling);
         let asked = clock.now();

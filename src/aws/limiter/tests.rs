@@ -267,6 +267,48 @@ fn waiting_holds_no_permit() {
     assert_eq!(*order.borrow(), ["b", "a"]);
 }
 
+/// A CreateAccessKey starts a rotation's changes: it queues for a permit only when no other
+/// create does, so the verifications and retirements that ask meanwhile go before the next
+/// create (first come, first served would send both creates first). Creates keep their order.
+#[test]
+fn a_create_waits_behind_the_calls_of_rotations_under_way() {
+    let limiter = Limiter::with_clock(fake_clock(), LimiterOptions::with_cap(1));
+    let order = RefCell::new(Vec::new());
+    let call = |name: &'static str, action: Action| {
+        let (limiter, order) = (&limiter, &order);
+        async move {
+            let answer = limiter
+                .call_once(action, async || Ok::<(), ()>(()), async {
+                    order.borrow_mut().push(name);
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                    }
+                    Ok::<(), AwsError>(())
+                })
+                .await;
+            assert!(matches!(answer, Ok(Ok(()))), "{name}");
+        }
+    };
+    block_on(async {
+        // Asked in this order; "busy" holds the only permit while the others ask.
+        tokio::join!(
+            call("busy", Action::GetCallerIdentity),
+            call("create 1", Action::CreateAccessKey),
+            call("create 2", Action::CreateAccessKey),
+            call("verify", Action::GetCallerIdentity),
+            call("retire", Action::UpdateAccessKey),
+            call("create 3", Action::CreateAccessKey),
+        )
+    });
+    assert_eq!(
+        *order.borrow(),
+        [
+            "busy", "create 1", "verify", "retire", "create 2", "create 3"
+        ]
+    );
+    assert_eq!(limiter.state.borrow().in_flight, 0);
+}
+
 /// A call abandoned half-way (Ctrl-C drops its future) gives its permit back.
 #[test]
 fn a_dropped_call_gives_its_permit_back() {

@@ -431,7 +431,8 @@ fn requests_logged(m: &support::moto::Moto) -> usize {
 /// The protocol's floor on this moto, for `n` keys of distinct users: the seven calls a
 /// rotation makes per key (GetCallerIdentity and ListAccessKeys with the old key,
 /// CreateAccessKey, three GetCallerIdentity with the new key sent 0.5 s apart, UpdateAccessKey
-/// to Inactive), at most [`DEFAULT_CAP`] in flight, made straight from this process with the
+/// to Inactive), at most [`DEFAULT_CAP`] in flight (a create behind every call already
+/// waiting), made straight from this process with the
 /// SDK on one thread, as iam-keys makes them: no files, no journal, no plan, and no
 /// wait between one key's preflight and another's. The time is from the first call to the
 /// last answer (iam-keys' wall time also holds its process start).
@@ -453,6 +454,10 @@ fn protocol_floor(n: usize) -> Duration {
         .expect("a tokio runtime");
     let slots = tokio::sync::Semaphore::new(DEFAULT_CAP as usize);
     let slots = &slots;
+    // Creates queue for a slot one at a time, behind every call already waiting, as
+    // iam-keys' limiter has them.
+    let creates = tokio::sync::Semaphore::new(1);
+    let creates = &creates;
     let one = |user: String, id: String, secret: String| async move {
         let slot = || async { slots.acquire().await.expect("never closed") };
         let sts = sts_client(endpoint, &id, &secret, None);
@@ -473,7 +478,9 @@ fn protocol_floor(n: usize) -> Duration {
                 .expect("ListAccessKeys");
         }
         let created = {
+            let lane = creates.acquire().await.expect("never closed");
             let _slot = slot().await;
+            drop(lane);
             iam.create_access_key()
                 .user_name(&user)
                 .send()

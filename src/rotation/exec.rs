@@ -2,7 +2,9 @@
 //! The state machine that carries out a [`KeyPlan`]: intent → (make room) → create → verify
 //! → persist → hooks and env files ([`super::hooks`]) → retire → done, with the failure branch
 //! of every step (see the table in the README). Distinct keys run concurrently on one thread; file edits go through the one
-//! `RefCell<ProfileFiles>` and never across an `.await`, so there is a single writer.
+//! `RefCell<ProfileFiles>` and never across an `.await`, so there is a single writer. Each
+//! key's journal writes run on a blocking thread ([`Engine::journal_io`]), each awaited before
+//! the step it records.
 //!
 //! Must not: print (progress goes to the `progress` callback), or retire an old key before
 //! the new key has authenticated repeatedly, is saved in every file that held the old one,

@@ -9,7 +9,7 @@
 //!
 //! **Order.** Permits go first come, first served, except to CreateAccessKey: it starts a
 //! rotation's changes, and waits behind every call already waiting, so rotations under way
-//! finish before more begin (see [`Limiter::acquire`]).
+//! finish before more begin (see `Limiter::acquire`).
 //!
 //! **How the bound adapts (AIMD).** It starts at [`LimiterOptions::start`] and grows while
 //! calls succeed: by one per success until IAM first throttles (slow start), then by one per

@@ -479,8 +479,8 @@ fn gave_up(mut error: AwsError, attempts: u32, spent: Duration) -> AwsError {
 pub struct Limited<I, K: Clock = RealClock> {
     inner: I,
     limiter: Rc<Limiter<K>>,
-    /// When its last GetCallerIdentity was sent (after its turn).
-    identity_sent: Cell<Option<Timestamp>>,
+    /// When its last call was sent (after its turn), CreateAccessKey aside.
+    sent: Cell<Option<Timestamp>>,
 }
 
 impl<I, K: Clock> Limited<I, K> {
@@ -488,7 +488,7 @@ impl<I, K: Clock> Limited<I, K> {
         Limited {
             inner,
             limiter,
-            identity_sent: Cell::new(None),
+            sent: Cell::new(None),
         }
     }
 
@@ -527,18 +527,21 @@ impl<C: Connector, K: Clock> Connector for LimitedConnector<'_, C, K> {
 impl<I: Iam, K: Clock> Iam for Limited<I, K> {
     async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
         let i = &self.inner;
-        let sent = Some(&self.identity_sent);
         self.limiter
-            .call_noting(Action::GetCallerIdentity, sent, || i.caller_identity())
+            .call_noting(Action::GetCallerIdentity, Some(&self.sent), || {
+                i.caller_identity()
+            })
             .await
     }
-    fn identity_sent_at(&self) -> Option<Timestamp> {
-        self.identity_sent.get()
+    fn last_sent_at(&self) -> Option<Timestamp> {
+        self.sent.get()
     }
     async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKeyMeta>, AwsError> {
         let i = &self.inner;
         self.limiter
-            .call(Action::ListAccessKeys, || i.list_access_keys(user))
+            .call_noting(Action::ListAccessKeys, Some(&self.sent), || {
+                i.list_access_keys(user)
+            })
             .await
     }
     async fn create_access_key(&self, user: &str) -> Result<NewAccessKey, AwsError> {
@@ -571,7 +574,7 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
     ) -> Result<(), AwsError> {
         let i = &self.inner;
         self.limiter
-            .call(Action::UpdateAccessKey, || {
+            .call_noting(Action::UpdateAccessKey, Some(&self.sent), || {
                 i.update_access_key(user, key_id, status.clone())
             })
             .await
@@ -579,7 +582,7 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
     async fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), AwsError> {
         let i = &self.inner;
         self.limiter
-            .call(Action::DeleteAccessKey, || {
+            .call_noting(Action::DeleteAccessKey, Some(&self.sent), || {
                 i.delete_access_key(user, key_id)
             })
             .await
@@ -587,7 +590,7 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
     async fn access_key_last_used(&self, key_id: &str) -> Result<LastUsed, AwsError> {
         let i = &self.inner;
         self.limiter
-            .call(Action::GetAccessKeyLastUsed, || {
+            .call_noting(Action::GetAccessKeyLastUsed, Some(&self.sent), || {
                 i.access_key_last_used(key_id)
             })
             .await
@@ -595,7 +598,9 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
     async fn list_mfa_devices(&self, user: &str) -> Result<Vec<MfaDevice>, AwsError> {
         let i = &self.inner;
         self.limiter
-            .call(Action::ListMFADevices, || i.list_mfa_devices(user))
+            .call_noting(Action::ListMFADevices, Some(&self.sent), || {
+                i.list_mfa_devices(user)
+            })
             .await
     }
     async fn session_token(
@@ -606,7 +611,7 @@ impl<I: Iam, K: Clock> Iam for Limited<I, K> {
     ) -> Result<Credentials, AwsError> {
         let i = &self.inner;
         self.limiter
-            .call(Action::GetSessionToken, || {
+            .call_noting(Action::GetSessionToken, Some(&self.sent), || {
                 i.session_token(mfa_serial, code, duration_seconds)
             })
             .await

@@ -115,10 +115,10 @@ pub trait Iam {
         code: &Secret,
         duration_seconds: i32,
     ) -> Result<Credentials, AwsError>;
-    /// When this client's last GetCallerIdentity was sent, if the client knows better than
-    /// its caller: a limited client may hold a call back for its turn
+    /// When this client's last call (other than CreateAccessKey) was sent, if the client
+    /// knows better than its caller: a limited client may hold a call back for its turn
     /// ([`limiter::Limited`]). `None`: the call was sent when it was made.
-    fn identity_sent_at(&self) -> Option<jiff::Timestamp> {
+    fn last_sent_at(&self) -> Option<jiff::Timestamp> {
         None
     }
 }

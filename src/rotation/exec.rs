@@ -706,13 +706,8 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             }
             let asked = self.clock.now();
             let answer = client.caller_identity().await;
-            // When the call was sent, after any wait for its turn at the limiter. That wait
-            // is not verification time: with many keys and a slow pace, it would otherwise
-            // use up the verify timeout while the key was never asked.
-            let sent = client
-                .identity_sent_at()
-                .filter(|t| *t >= asked)
-                .unwrap_or(asked);
+            // The wait for its turn is not verification time.
+            let sent = sent_at(client, asked);
             backoff.extend(sent.duration_since(asked).unsigned_abs());
             let rejection = match answer {
                 Ok(identity)
@@ -758,7 +753,8 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
 
     /// Deactivate or delete the old key, retrying while IAM has not yet accepted the
     /// signer (propagation) or answers with a transient error. Ctrl-C does not stop it:
-    /// this step is finished, within the verify timeout.
+    /// this step is finished, within the verify timeout (waits for a turn at the limiter
+    /// aside, as in [`Engine::verify`]).
     pub async fn retire(
         &self,
         client: &C::Client,
@@ -774,6 +770,7 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             self.options.verify_timeout,
         );
         loop {
+            let asked = self.clock.now();
             let result = match retire {
                 Retire::Deactivate => {
                     client
@@ -782,6 +779,8 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
                 }
                 Retire::Delete => client.delete_access_key(user, old_key_id).await,
             };
+            let sent = sent_at(client, asked);
+            backoff.extend(sent.duration_since(asked).unsigned_abs());
             match result {
                 Ok(()) => return Ok(()),
                 // Already gone (an earlier attempt whose answer was lost): retired.
@@ -1050,6 +1049,17 @@ impl<C: Connector, K: Clock> Engine<'_, C, K> {
             }
         }
     }
+}
+
+/// When `client`'s last call, asked for at `asked`, was sent: later when it waited for its
+/// turn at the limiter. That wait is not IAM's time, and is not counted against a step's
+/// budget (with many keys and a slow pace it would otherwise use it up while IAM was never
+/// asked).
+fn sent_at<I: Iam>(client: &I, asked: jiff::Timestamp) -> jiff::Timestamp {
+    client
+        .last_sent_at()
+        .filter(|t| *t >= asked)
+        .unwrap_or(asked)
 }
 
 /// A path made absolute against the current directory (not through links), for the journal.

@@ -533,8 +533,9 @@ fn assert_lost_key_deleted(world: &World, outcome: &KeyOutcome) {
     assert!(world.journal().readable().is_empty());
 }
 
-/// Clients whose GetCallerIdentity waits `queue` of the fake clock before it is sent, as a
-/// call waits for its turn behind a busy limiter, and say when it was sent.
+/// Clients whose GetCallerIdentity, UpdateAccessKey and DeleteAccessKey wait `queue` of the
+/// fake clock before they are sent, as a call waits for its turn behind a busy limiter, and
+/// say when the last was sent.
 struct Queued {
     inner: FakeConnector,
     clock: FakeClock,
@@ -546,6 +547,14 @@ struct QueuedClient {
     clock: FakeClock,
     queue: Duration,
     sent: std::cell::Cell<Option<Timestamp>>,
+}
+
+impl QueuedClient {
+    async fn wait_for_the_turn(&self) {
+        use crate::time::Clock;
+        self.clock.sleep(self.queue).await;
+        self.sent.set(Some(self.clock.now()));
+    }
 }
 
 impl Connector for Queued {
@@ -562,12 +571,10 @@ impl Connector for Queued {
 
 impl crate::aws::Iam for QueuedClient {
     async fn caller_identity(&self) -> Result<crate::aws::CallerIdentity, crate::aws::AwsError> {
-        use crate::time::Clock;
-        self.clock.sleep(self.queue).await;
-        self.sent.set(Some(self.clock.now()));
+        self.wait_for_the_turn().await;
         self.inner.caller_identity().await
     }
-    fn identity_sent_at(&self) -> Option<Timestamp> {
+    fn last_sent_at(&self) -> Option<Timestamp> {
         self.sent.get()
     }
     async fn list_access_keys(
@@ -588,6 +595,7 @@ impl crate::aws::Iam for QueuedClient {
         key_id: &str,
         status: KeyStatus,
     ) -> Result<(), crate::aws::AwsError> {
+        self.wait_for_the_turn().await;
         self.inner.update_access_key(user, key_id, status).await
     }
     async fn delete_access_key(
@@ -595,6 +603,7 @@ impl crate::aws::Iam for QueuedClient {
         user: &str,
         key_id: &str,
     ) -> Result<(), crate::aws::AwsError> {
+        self.wait_for_the_turn().await;
         self.inner.delete_access_key(user, key_id).await
     }
     async fn access_key_last_used(
@@ -649,6 +658,38 @@ fn waiting_for_a_turn_does_not_count_against_the_verify_timeout() {
     assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
     let waits = steps.iter().filter(|s| **s == Step::WaitForIam).count();
     assert_eq!(waits, 2, "refused twice while it propagated");
+}
+
+/// The same for the retire: each UpdateAccessKey waits 40 s for its turn and IAM refuses the
+/// new key twice while it propagates, so 81 s pass before the third attempt, past the 60 s
+/// the retire is given; the waits for a turn are not counted, and the old key is retired.
+#[test]
+fn waiting_for_a_turn_does_not_count_against_the_retire_budget() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.fail(
+        Action::UpdateAccessKey,
+        Fault::once(ErrorKind::InvalidClientTokenId).times(2),
+    );
+    let connector = Queued {
+        inner: FakeConnector::new(&world.iam),
+        clock: world.clock.clone(),
+        queue: Duration::from_secs(40),
+    };
+    let options = ExecOptions::default();
+    assert_eq!(options.verify_timeout, Duration::from_secs(60));
+    let run = Run {
+        files: &world.files(),
+        plan: &plan,
+        options: &options,
+        cancel: &Cancel::default(),
+        session: None,
+        destination: &Destination::Holders,
+    };
+    let (outcome, _) = execute_through(&world, &connector, run, async {});
+    assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
+    assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
+    assert_eq!(world.iam.count(Action::UpdateAccessKey), 3);
 }
 
 #[test]

@@ -425,7 +425,7 @@ fn a_limited_client_says_when_its_identity_call_was_sent() {
         LimiterOptions::with_cap(4),
     ));
     let client = Limited::new(Busy::new(4), limiter.clone());
-    assert_eq!(client.identity_sent_at(), None);
+    assert_eq!(client.last_sent_at(), None);
     block_on(async {
         // STS refuses once, with nothing else going on: paced at one call a second.
         let refused = limiter
@@ -438,13 +438,9 @@ fn a_limited_client_says_when_its_identity_call_was_sent() {
         assert_eq!(refused.unwrap().unwrap_err().kind, ErrorKind::Throttling);
         let asked = clock.now();
         client.caller_identity().await.unwrap();
-        assert_eq!(
-            client.identity_sent_at(),
-            Some(asked),
-            "the first goes at once"
-        );
+        assert_eq!(client.last_sent_at(), Some(asked), "the first goes at once");
         client.caller_identity().await.unwrap();
-        let second = client.identity_sent_at().unwrap();
+        let second = client.last_sent_at().unwrap();
         // Asked at once, sent at the pace: one a second, which the first success raised to
         // 1.05 (see `pace`).
         assert_eq!(

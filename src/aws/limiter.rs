@@ -258,9 +258,10 @@ impl<K: Clock> Limiter<K> {
     async fn acquire(&self, action: Action) -> Permit<'_, K> {
         let service = service(action);
         let closed = "the limiter's semaphores are never closed";
-        let starting = match starts_work(action) {
-            true => Some(self.starting.acquire().await.expect(closed)),
-            false => None,
+        let starting = if starts_work(action) {
+            Some(self.starting.acquire().await.expect(closed))
+        } else {
+            None
         };
         self.semaphore.acquire().await.expect(closed).forget();
         drop(starting);

@@ -3,7 +3,7 @@
 //! → persist → hooks and env files ([`super::hooks`]) → retire → done, with the failure branch
 //! of every step (see the table in the README). Distinct keys run concurrently on one thread; file edits go through the one
 //! `RefCell<ProfileFiles>` and never across an `.await`, so there is a single writer. Each
-//! key's journal writes run on a blocking thread ([`Engine::journal_io`]), each awaited before
+//! key's journal writes run on a blocking thread (`Engine::journal_io`), each awaited before
 //! the step it records.
 //!
 //! Must not: print (progress goes to the `progress` callback), or retire an old key before

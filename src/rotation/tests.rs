@@ -630,15 +630,9 @@ impl crate::aws::Iam for QueuedClient {
     }
 }
 
-/// Time a verification call spends waiting for its turn at the limiter is not verification
-/// time: a new key refused twice while it propagates, each call waiting 40 s for its turn
-/// (many keys, a slow pace), is still verified, though 80 s pass before its second answer
-/// and the verify timeout is 60 s.
-#[test]
-fn waiting_for_a_turn_does_not_count_against_the_verify_timeout() {
-    let world = World::simple();
-    let plan = world.plan(PlanOptions::default());
-    world.iam.propagation_delay(2);
+/// Rotates `plan` with every GetCallerIdentity, UpdateAccessKey and DeleteAccessKey waiting
+/// 40 s for its turn ([`Queued`]), at the default options (a 60 s verify timeout).
+fn rotate_behind_a_queue(world: &World, plan: &KeyPlan) -> (KeyOutcome, Vec<Step>) {
     let connector = Queued {
         inner: FakeConnector::new(&world.iam),
         clock: world.clock.clone(),
@@ -648,13 +642,25 @@ fn waiting_for_a_turn_does_not_count_against_the_verify_timeout() {
     assert_eq!(options.verify_timeout, Duration::from_secs(60));
     let run = Run {
         files: &world.files(),
-        plan: &plan,
+        plan,
         options: &options,
         cancel: &Cancel::default(),
         session: None,
         destination: &Destination::Holders,
     };
-    let (outcome, steps) = execute_through(&world, &connector, run, async {});
+    execute_through(world, &connector, run, async {})
+}
+
+/// Time a verification call spends waiting for its turn at the limiter is not verification
+/// time: a new key refused twice while it propagates, each call waiting 40 s for its turn
+/// (many keys, a slow pace), is still verified, though 80 s pass before its second answer
+/// and the verify timeout is 60 s.
+#[test]
+fn waiting_for_a_turn_does_not_count_against_the_verify_timeout() {
+    let world = World::simple();
+    let plan = world.plan(PlanOptions::default());
+    world.iam.propagation_delay(2);
+    let (outcome, steps) = rotate_behind_a_queue(&world, &plan);
     assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
     let waits = steps.iter().filter(|s| **s == Step::WaitForIam).count();
     assert_eq!(waits, 2, "refused twice while it propagated");
@@ -671,22 +677,7 @@ fn waiting_for_a_turn_does_not_count_against_the_retire_budget() {
         Action::UpdateAccessKey,
         Fault::once(ErrorKind::InvalidClientTokenId).times(2),
     );
-    let connector = Queued {
-        inner: FakeConnector::new(&world.iam),
-        clock: world.clock.clone(),
-        queue: Duration::from_secs(40),
-    };
-    let options = ExecOptions::default();
-    assert_eq!(options.verify_timeout, Duration::from_secs(60));
-    let run = Run {
-        files: &world.files(),
-        plan: &plan,
-        options: &options,
-        cancel: &Cancel::default(),
-        session: None,
-        destination: &Destination::Holders,
-    };
-    let (outcome, _) = execute_through(&world, &connector, run, async {});
+    let (outcome, _) = rotate_behind_a_queue(&world, &plan);
     assert!(matches!(outcome, KeyOutcome::Rotated { .. }), "{outcome:?}");
     assert_eq!(world.key_status(&world.old_id), Some(KeyStatus::Inactive));
     assert_eq!(world.iam.count(Action::UpdateAccessKey), 3);
